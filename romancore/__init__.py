@@ -5,3 +5,18 @@ warnings filters, no environment changes).
 """
 
 __version__ = "0.1.0"
+
+from . import dq, errors  # noqa: E402
+from .datamodels import (  # noqa: E402
+    DataModel,
+    ImageModel,
+    MosaicModel,
+    RampModel,
+    ScienceRawModel,
+    open,
+)
+
+__all__ = [
+    "__version__", "dq", "errors", "open", "DataModel", "ScienceRawModel", "RampModel",
+    "ImageModel", "MosaicModel",
+]
