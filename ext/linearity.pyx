@@ -1,0 +1,191 @@
+# cython: language_level=3
+"""Linearity correction kernels for Roman ramps (ALGORITHMS.md section 5.3).
+
+``classic``: every non-saturated resultant R becomes L(R) = sum_k c_k R^k.
+``read_level``: the ramp is rebuilt read by read from a straight line in
+linearised counts, mapped back to raw counts with the inverse polynomial,
+shifted so each resultant keeps its observed mean, optionally corrected for
+integral non-linearity, linearised read by read and averaged again.
+
+Both kernels apply the coefficient hygiene (benign coefficients where the
+reference flags NO_LIN_CORR, a coefficient is NaN or the linear term is 0),
+OR the reference DQ into ``pixeldq`` and clip |R| > ``clip`` with DO_NOT_USE.
+"""
+import numpy as np
+cimport numpy as cnp
+from cython.parallel cimport prange
+from libc.math cimport isnan, fabs
+from libc.stdlib cimport malloc, free
+
+ctypedef cnp.uint8_t u8
+ctypedef cnp.uint32_t u32
+
+cnp.import_array()
+
+cdef enum:
+    G_DNU = 1
+    G_SAT = 2
+
+
+cdef inline double _horner(const float[:, :, ::1] c, Py_ssize_t y, Py_ssize_t x,
+                           double v, int benign) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef double acc
+    if benign:
+        return v
+    acc = c[c.shape[0] - 1, y, x]
+    for k in range(c.shape[0] - 2, -1, -1):
+        acc = acc * v + c[k, y, x]
+    return acc
+
+
+cdef inline int _status(const float[:, :, ::1] c, Py_ssize_t y, Py_ssize_t x,
+                        u32 refdq, u32 nolin_bit) noexcept nogil:
+    """0: use coefficients; 1: benign (flagged in the reference);
+    2: benign and flag NO_LIN_CORR (NaN coefficient or zero linear term)."""
+    cdef Py_ssize_t k
+    for k in range(c.shape[0]):
+        if isnan(c[k, y, x]):
+            return 2
+    if c.shape[0] < 2 or c[1, y, x] == 0:
+        return 2
+    if (refdq & nolin_bit) != 0:
+        return 1
+    return 0
+
+
+cdef inline double _interp(double v, const double[::1] xp, const double[:, ::1] fp,
+                           Py_ssize_t ch) noexcept nogil:
+    """np.interp(v, xp, fp[ch]) with the end values held constant."""
+    cdef Py_ssize_t n = xp.shape[0], lo = 0, hi = n - 1, mid
+    if v <= xp[0]:
+        return fp[ch, 0]
+    if v >= xp[n - 1]:
+        return fp[ch, n - 1]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if xp[mid] <= v:
+            lo = mid
+        else:
+            hi = mid
+    return fp[ch, lo] + (fp[ch, hi] - fp[ch, lo]) * (v - xp[lo]) / (xp[hi] - xp[lo])
+
+
+cdef inline void _clip(float[:, :, ::1] data, u8[:, :, ::1] groupdq, Py_ssize_t g,
+                       Py_ssize_t y, Py_ssize_t x, double clip) noexcept nogil:
+    if data[g, y, x] > clip:
+        data[g, y, x] = <float>clip
+        groupdq[g, y, x] = groupdq[g, y, x] | G_DNU
+    elif data[g, y, x] < -clip:
+        data[g, y, x] = <float>(-clip)
+        groupdq[g, y, x] = groupdq[g, y, x] | G_DNU
+
+
+def classic(
+    float[:, :, ::1] data,
+    u8[:, :, ::1] groupdq,
+    u32[:, ::1] pixeldq,
+    const float[:, :, ::1] coeffs,
+    const u32[:, ::1] lin_dq,
+    u32 nolin_bit,
+    double clip,
+):
+    """R <- L(R) for every non-SATURATED resultant, in place."""
+    cdef Py_ssize_t nres = data.shape[0], ny = data.shape[1], nx = data.shape[2]
+    cdef Py_ssize_t y, x, g
+    cdef int st
+    for y in prange(ny, nogil=True, schedule="static"):
+        for x in range(nx):
+            st = _status(coeffs, y, x, lin_dq[y, x], nolin_bit)
+            pixeldq[y, x] = pixeldq[y, x] | lin_dq[y, x]
+            if st == 2:
+                pixeldq[y, x] = pixeldq[y, x] | nolin_bit
+            for g in range(nres):
+                if st == 0 and (groupdq[g, y, x] & G_SAT) == 0:
+                    data[g, y, x] = <float>_horner(coeffs, y, x, data[g, y, x], 0)
+                _clip(data, groupdq, g, y, x, clip)
+
+
+def read_level(
+    float[:, :, ::1] data,
+    u8[:, :, ::1] groupdq,
+    u32[:, ::1] pixeldq,
+    const float[:, :, ::1] coeffs,
+    const u32[:, ::1] lin_dq,
+    const float[:, :, ::1] icoeffs,
+    const u32[:, ::1] ilin_dq,
+    const double[::1] reads,
+    const Py_ssize_t[::1] starts,
+    const double[::1] inl_value,
+    const double[:, ::1] inl_correction,
+    Py_ssize_t channel_width,
+    u32 nolin_bit,
+    double clip,
+):
+    """Read-level correction with the inverse polynomial, in place.
+
+    ``reads[starts[i]:starts[i+1]]`` are the read numbers of resultant i.
+    ``inl_value`` (length 0 = no INL) is the INL lookup grid and
+    ``inl_correction[ch]`` the correction of channel ``ch = x // channel_width``.
+    """
+    cdef Py_ssize_t nres = data.shape[0], ny = data.shape[1], nx = data.shape[2]
+    cdef Py_ssize_t nreads = reads.shape[0]
+    cdef Py_ssize_t y, x, g, k, last, nunsat, ch
+    cdef int st, ist
+    cdef double f, z, slope, m0, mlast, shift, acc, v
+    cdef int use_inl = inl_value.shape[0] > 0
+    cdef double *raw
+    cdef double *means = <double *>malloc(nres * sizeof(double))
+    if means == NULL:
+        raise MemoryError()
+    for g in range(nres):
+        acc = 0
+        for k in range(starts[g], starts[g + 1]):
+            acc = acc + reads[k]
+        means[g] = acc / (starts[g + 1] - starts[g])
+    try:
+        with nogil:
+            for y in prange(ny, schedule="static"):
+                raw = <double *>malloc(nreads * sizeof(double))
+                for x in range(nx):
+                    st = _status(coeffs, y, x, lin_dq[y, x], nolin_bit)
+                    ist = _status(icoeffs, y, x, ilin_dq[y, x], nolin_bit)
+                    pixeldq[y, x] = pixeldq[y, x] | lin_dq[y, x] | ilin_dq[y, x]
+                    if st == 2 or ist == 2:
+                        pixeldq[y, x] = pixeldq[y, x] | nolin_bit
+                    nunsat = 0
+                    for g in range(nres):
+                        if (groupdq[g, y, x] & G_SAT) == 0:
+                            nunsat = nunsat + 1
+                    nunsat = nunsat - 1
+                    if nunsat < 2:
+                        nunsat = 2
+                    last = nunsat - 1
+                    f = data[0, y, x]
+                    if (groupdq[0, y, x] & G_SAT) == 0:
+                        f = _horner(coeffs, y, x, f, st != 0)
+                    z = data[last, y, x]
+                    if (groupdq[last, y, x] & G_SAT) == 0:
+                        z = _horner(coeffs, y, x, z, st != 0)
+                    m0 = means[0]
+                    mlast = means[last]
+                    slope = (z - f) / (mlast - m0)
+                    ch = x // channel_width
+                    for g in range(nres):
+                        if (groupdq[g, y, x] & G_SAT) == 0:
+                            acc = 0
+                            for k in range(starts[g], starts[g + 1]):
+                                raw[k] = _horner(icoeffs, y, x, f + slope * (reads[k] - m0), ist != 0)
+                                acc = acc + raw[k]
+                            shift = data[g, y, x] - acc / (starts[g + 1] - starts[g])
+                            acc = 0
+                            for k in range(starts[g], starts[g + 1]):
+                                v = raw[k] + shift
+                                if use_inl:
+                                    v = v + _interp(v, inl_value, inl_correction, ch)
+                                acc = acc + _horner(coeffs, y, x, v, st != 0)
+                            data[g, y, x] = <float>(acc / (starts[g + 1] - starts[g]))
+                        _clip(data, groupdq, g, y, x, clip)
+                free(raw)
+    finally:
+        free(means)
