@@ -1,0 +1,1 @@
+"""Command-line entry points (argparse); each module has ``main(argv=None) -> int``."""
