@@ -1,0 +1,551 @@
+"""Outlier (cosmic-ray) detection against the median of a dithered stack.
+
+ALGORITHMS.md §7; parameter defaults follow the seeds (DESIGN.md): ``snr="4.0 3.0"``,
+``scale="0.5 0.4"``, ``maskpt=0.7``, ``grow=1``, ``nlow=nhigh=0``, ``backg=0``.
+
+The pieces, in the order a step calls them (resampling and blotting are done
+by :mod:`romancore.algorithms.drizzle`, not here):
+
+1. ``weight_threshold(wht, maskpt)``: ``maskpt`` × the 3σ / 5-iteration
+   sigma-clipped mean (median centre, population std) of the finite, non-zero
+   weights of one resampled group.
+2. ``median_of_resampled(planes, ...)``: NaN- and weight-aware median of the
+   resampled groups with ``nlow``/``nhigh`` rejection, computed in row tiles
+   so that memory stays bounded; a generator of planes is spilled to
+   memory-mapped temporary files one plane at a time.
+3. ``flag_resampled_crs(sci, err, blot, ...)``: with ``Δ = |sci − blot − backg|``
+   and ``deriv`` the largest absolute difference of the blotted median to its
+   4-neighbours, ``m1 = Δ > scale1·deriv + snr1·err`` is dilated by a
+   (2·grow+1)² box and AND'ed with ``m2 = Δ > scale2·deriv + snr2·err``.
+4. ``outlier_dq(mask)``: the DQ bits (DO_NOT_USE | OUTLIER) to OR into ``dq``.
+
+Without resampling (all inputs on one pixel grid), ``detect_outliers_same_grid``
+takes the median of the inputs themselves and flags ``|sci − median − backg| >
+snr1·err`` (the reference's ``flag_crs``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from romancore import dq as dqflags
+from romancore._ext import outlier_stats as _k
+from romancore.errors import ParameterError
+
+log = logging.getLogger(__name__)
+
+#: DQ bits set on every pixel found to be an outlier.
+OUTLIER_DQ = np.uint32(dqflags.pixel.DO_NOT_USE | dqflags.pixel.OUTLIER)
+
+DEFAULT_SNR = "4.0 3.0"
+DEFAULT_SCALE = "0.5 0.4"
+DEFAULT_MASKPT = 0.7
+DEFAULT_TILE_BYTES = 64 * 2**20
+
+_PAIR_SPLIT = re.compile(r"[\s,]+")
+
+
+# --------------------------------------------------------------------------- parameters
+
+def parse_pair(value, name: str) -> tuple[float, float]:
+    """Parse a two-value parameter such as ``snr="4.0 3.0"`` or ``scale=(0.5, 0.4)``.
+
+    Strings may separate the values by blanks and/or one comma.  Both values
+    must be finite and non-negative.
+
+    Raises
+    ------
+    ParameterError
+        Naming the parameter, the value and the rule.
+    """
+    if isinstance(value, str):
+        parts = [p for p in _PAIR_SPLIT.split(value.strip()) if p]
+    elif isinstance(value, (list, tuple, np.ndarray)):
+        parts = list(value)
+    else:
+        raise ParameterError(
+            f"{name}={value!r}: expected two numbers as a string like \"4.0 3.0\" or a pair"
+        )
+    if len(parts) != 2:
+        raise ParameterError(f"{name}={value!r}: expected exactly two numbers, got {len(parts)}")
+    out = []
+    for p in parts:
+        if isinstance(p, (bool, np.bool_)):
+            raise ParameterError(f"{name}={value!r}: {p!r} is not a number")
+        try:
+            f = float(p)
+        except (TypeError, ValueError):
+            raise ParameterError(f"{name}={value!r}: {p!r} is not a number") from None
+        if not math.isfinite(f) or f < 0:
+            raise ParameterError(f"{name}={value!r}: values must be finite and >= 0")
+        out.append(f)
+    return out[0], out[1]
+
+
+def _check_maskpt(maskpt) -> float:
+    try:
+        m = float(maskpt)
+    except (TypeError, ValueError):
+        raise ParameterError(f"maskpt={maskpt!r}: must be a number in [0, 1]") from None
+    if not (0.0 <= m <= 1.0):
+        raise ParameterError(f"maskpt={maskpt!r}: must be in [0, 1]")
+    return m
+
+
+def _check_nonneg_int(value, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ParameterError(f"{name}={value!r}: must be an integer >= 0")
+    if value < 0:
+        raise ParameterError(f"{name}={value!r}: must be >= 0")
+    return int(value)
+
+
+def _check_finite(value, name: str) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name}={value!r}: must be a finite number") from None
+    if not math.isfinite(f):
+        raise ParameterError(f"{name}={value!r}: must be a finite number")
+    return f
+
+
+def _as_2d_float32(arr, name: str, shape=None) -> np.ndarray:
+    a = np.asarray(arr)
+    if a.ndim != 2:
+        raise ParameterError(f"{name} must be a 2-D array, got shape {a.shape}")
+    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        raise ParameterError(f"{name} must hold numbers, got dtype {a.dtype}")
+    if shape is not None and a.shape != tuple(shape):
+        raise ParameterError(f"{name} has shape {a.shape}, expected {tuple(shape)}")
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- weights
+
+def sigma_clipped_mean(values, *, sigma: float = 3.0, maxiters: int = 5) -> float:
+    """Mean of ``values`` after iterative symmetric sigma clipping.
+
+    Each iteration keeps ``median − sigma·std ≤ v ≤ median + sigma·std`` (std
+    with ddof 0, both from the values kept so far) and stops early when
+    nothing more is clipped.  Returns NaN for an empty input.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    for _ in range(int(maxiters)):
+        if v.size == 0:
+            break
+        centre = np.median(v)
+        std = v.std()
+        keep = (v >= centre - sigma * std) & (v <= centre + sigma * std)
+        if keep.all():
+            break
+        v = v[keep]
+    return float(v.mean()) if v.size else math.nan
+
+
+def weight_threshold(weight, maskpt: float = DEFAULT_MASKPT) -> float:
+    """Weight below which a resampled pixel is left out of the median.
+
+    ``maskpt`` × the sigma-clipped (3σ, 5 iterations) mean of the finite,
+    non-zero weights.  Returns 0.0 (nothing is left out) when there is no
+    such weight.
+    """
+    m = _check_maskpt(maskpt)
+    w = np.asarray(weight)
+    if w.ndim != 2:
+        raise ParameterError(f"weight must be a 2-D array, got shape {w.shape}")
+    good = w[np.isfinite(w) & (w != 0)]
+    if good.size == 0:
+        log.warning("weight map has no finite non-zero value; no pixel is masked by maskpt")
+        return 0.0
+    return m * sigma_clipped_mean(good, sigma=3.0, maxiters=5)
+
+
+# --------------------------------------------------------------------------- median
+
+def _split_item(item, k: int):
+    if isinstance(item, tuple):
+        if len(item) != 2:
+            raise ParameterError(f"planes[{k}] must be an array or a (data, weight) pair")
+        data, weight = item
+    else:
+        data, weight = item, None
+    return data, weight
+
+
+def _tile_rows(nplanes: int, nx: int, with_weight: bool, tile_rows, max_tile_bytes) -> int:
+    if tile_rows is not None:
+        if isinstance(tile_rows, bool) or not isinstance(tile_rows, (int, np.integer)) \
+                or tile_rows < 1:
+            raise ParameterError(f"tile_rows={tile_rows!r}: must be an integer >= 1")
+        return int(tile_rows)
+    per_row = nplanes * nx * 4 * (2 if with_weight else 1)
+    return max(1, int(max_tile_bytes) // max(per_row, 1))
+
+
+def median_of_resampled(
+    planes: Iterable,
+    *,
+    maskpt: float = DEFAULT_MASKPT,
+    nlow: int = 0,
+    nhigh: int = 0,
+    thresholds: Sequence[float] | None = None,
+    offsets: Sequence[float] | None = None,
+    tile_rows: int | None = None,
+    max_tile_bytes: int = DEFAULT_TILE_BYTES,
+    spill_dir: str | Path | None = None,
+) -> np.ndarray:
+    """Pixel-wise median of resampled images, computed in row tiles.
+
+    Parameters
+    ----------
+    planes : iterable
+        One item per resampled exposure group, all of the same 2-D shape on the
+        same output grid.  An item is a data array (NaN = no data) or a
+        ``(data, weight)`` pair.  A list or tuple is read tile by tile in place
+        (``np.memmap`` arrays or anything sliceable by rows work); any other
+        iterable (e.g. a generator that resamples one group at a time) is
+        consumed once and each plane spilled to a float32 memmap in
+        ``spill_dir`` (default: a temporary directory, removed afterwards),
+        with its weight threshold already applied.
+    maskpt : float
+        In [0, 1]. Values whose weight is below ``weight_threshold(weight, maskpt)``
+        of their plane are ignored (planes without weight are not thresholded).
+    nlow, nhigh : int
+        Number of lowest / highest valid values of each pixel dropped before
+        the median.  A pixel with no more than ``nlow + nhigh`` valid values
+        gets NaN.
+    thresholds : sequence of float, optional
+        Precomputed weight thresholds, one per plane (overrides ``maskpt``).
+    offsets : sequence of float, optional
+        A constant subtracted from each plane before the median (e.g. the sky
+        levels of unsubtracted inputs).
+    tile_rows : int, optional
+        Rows per tile; by default chosen so that a tile of all planes (and
+        weights) takes about ``max_tile_bytes``.
+    spill_dir : path, optional
+        Where generator planes are spilled.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 median, NaN where no value survives.
+    """
+    maskpt = _check_maskpt(maskpt)
+    nlow = _check_nonneg_int(nlow, "nlow")
+    nhigh = _check_nonneg_int(nhigh, "nhigh")
+    if isinstance(planes, (list, tuple)):
+        return _median_of_sequence(planes, maskpt, nlow, nhigh, thresholds, offsets,
+                                   tile_rows, max_tile_bytes)
+    if isinstance(planes, np.ndarray):
+        raise ParameterError(
+            "planes must be a list/tuple or an iterable of 2-D planes, not one array; "
+            "use list(stack) for a 3-D stack"
+        )
+    return _median_of_stream(planes, maskpt, nlow, nhigh, thresholds, offsets, tile_rows,
+                             max_tile_bytes, spill_dir)
+
+
+def _check_per_plane(values, n: int, name: str):
+    if values is None:
+        return None
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if arr.size != n:
+        raise ParameterError(f"{name} has {arr.size} values for {n} planes")
+    if name == "offsets" and not np.all(np.isfinite(arr)):
+        raise ParameterError(f"{name}={values!r}: all values must be finite")
+    if name == "thresholds" and np.any(np.isnan(arr)):
+        raise ParameterError(f"{name}={values!r}: values must not be NaN")
+    return arr
+
+
+def _median_of_sequence(planes, maskpt, nlow, nhigh, thresholds, offsets, tile_rows,
+                        max_tile_bytes):
+    n = len(planes)
+    if n == 0:
+        raise ParameterError("planes is empty: the median needs at least one image")
+    if nlow + nhigh >= n:
+        raise ParameterError(
+            f"nlow={nlow} + nhigh={nhigh} must be smaller than the number of planes ({n})"
+        )
+    datas, weights = [], []
+    for k, item in enumerate(planes):
+        d, w = _split_item(item, k)
+        if getattr(d, "ndim", None) != 2:
+            d = np.asarray(d)
+        if d.ndim != 2:
+            raise ParameterError(f"planes[{k}] must be a 2-D array, got shape {d.shape}")
+        datas.append(d)
+        weights.append(w)
+    shape = datas[0].shape
+    for k, (d, w) in enumerate(zip(datas, weights, strict=True)):
+        if d.shape != shape:
+            raise ParameterError(f"planes[{k}] has shape {d.shape}, expected {shape}")
+        if w is not None and np.shape(w) != shape:
+            raise ParameterError(f"weight of planes[{k}] has shape {np.shape(w)}, expected {shape}")
+    have_w = [w is not None for w in weights]
+    with_weight = any(have_w)
+    thr = _check_per_plane(thresholds, n, "thresholds")
+    if with_weight and thr is None:
+        thr = np.array([weight_threshold(w, maskpt) if w is not None else -np.inf
+                        for w in weights])
+    off = _check_per_plane(offsets, n, "offsets")
+    ny, nx = shape
+    rows = _tile_rows(n, nx, with_weight, tile_rows, max_tile_bytes)
+    out = np.empty(shape, dtype=np.float32)
+    dstack = np.empty((n, min(rows, ny), nx), dtype=np.float32)
+    wstack = np.empty_like(dstack) if with_weight else None
+    for y0 in range(0, ny, rows):
+        y1 = min(ny, y0 + rows)
+        h = y1 - y0
+        dt = dstack[:, :h] if h == dstack.shape[1] else np.empty((n, h, nx), np.float32)
+        wt = None
+        if with_weight:
+            wt = wstack[:, :h] if h == wstack.shape[1] else np.empty((n, h, nx), np.float32)
+        for k in range(n):
+            dt[k] = datas[k][y0:y1]
+            if off is not None:
+                dt[k] -= off[k]
+            if with_weight:
+                # A plane without weight always passes (threshold −inf).
+                wt[k] = weights[k][y0:y1] if have_w[k] else 1.0
+        out[y0:y1] = _k.median_stack(np.ascontiguousarray(dt),
+                                     None if wt is None else np.ascontiguousarray(wt),
+                                     thr, nlow, nhigh)
+    return out
+
+
+def _median_of_stream(planes, maskpt, nlow, nhigh, thresholds, offsets, tile_rows,
+                      max_tile_bytes, spill_dir):
+    own_dir = spill_dir is None
+    workdir = Path(tempfile.mkdtemp(prefix="romancore_median_")) if own_dir else Path(spill_dir)
+    if not own_dir:
+        workdir.mkdir(parents=True, exist_ok=True)
+    thr_given = None if thresholds is None else np.asarray(thresholds, dtype=np.float64).ravel()
+    off_given = None if offsets is None else np.asarray(offsets, dtype=np.float64).ravel()
+    spilled = []
+    try:
+        shape = None
+        for k, item in enumerate(planes):
+            d, w = _split_item(item, k)
+            d = np.asarray(d)
+            if d.ndim != 2:
+                raise ParameterError(f"planes[{k}] must be a 2-D array, got shape {d.shape}")
+            if shape is None:
+                shape = d.shape
+            elif d.shape != shape:
+                raise ParameterError(f"planes[{k}] has shape {d.shape}, expected {shape}")
+            mm = np.lib.format.open_memmap(workdir / f"plane_{k:04d}.npy", mode="w+",
+                                           dtype=np.float32, shape=shape)
+            mm[...] = d
+            if off_given is not None:
+                if k >= off_given.size:
+                    raise ParameterError(f"offsets has {off_given.size} values; more planes given")
+                mm -= off_given[k]
+            if w is not None or thr_given is not None:
+                if w is None:
+                    raise ParameterError(f"thresholds given but planes[{k}] has no weight")
+                w = np.asarray(w)
+                if w.shape != shape:
+                    raise ParameterError(
+                        f"weight of planes[{k}] has shape {w.shape}, expected {shape}")
+                if thr_given is not None:
+                    if k >= thr_given.size:
+                        raise ParameterError(
+                            f"thresholds has {thr_given.size} values; more planes given")
+                    t = thr_given[k]
+                else:
+                    t = weight_threshold(w, maskpt)
+                mm[~(w >= t)] = np.nan
+            mm.flush()
+            spilled.append(mm)
+            del d, w
+        if not spilled:
+            raise ParameterError("planes is empty: the median needs at least one image")
+        for name, given in (("offsets", off_given), ("thresholds", thr_given)):
+            if given is not None and given.size != len(spilled):
+                raise ParameterError(f"{name} has {given.size} values for {len(spilled)} planes")
+        return _median_of_sequence(spilled, maskpt, nlow, nhigh, None, None, tile_rows,
+                                   max_tile_bytes)
+    finally:
+        del spilled
+        if own_dir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            for f in workdir.glob("plane_*.npy"):
+                f.unlink(missing_ok=True)
+
+
+def median_from_loader(
+    loader: Callable[[int, int], object],
+    shape: tuple[int, int],
+    nplanes: int,
+    *,
+    thresholds: Sequence[float] | None = None,
+    nlow: int = 0,
+    nhigh: int = 0,
+    tile_rows: int | None = None,
+    max_tile_bytes: int = DEFAULT_TILE_BYTES,
+) -> np.ndarray:
+    """Median of ``nplanes`` images of ``shape`` served by ``loader(y0, y1)``.
+
+    ``loader(y0, y1)`` returns the rows ``y0:y1`` of every plane as an array
+    ``(nplanes, y1 − y0, nx)``, or a pair ``(data, weight)`` of such arrays;
+    with weights, ``thresholds`` (one per plane, see :func:`weight_threshold`)
+    are required.  Same median rules as :func:`median_of_resampled`.
+    """
+    nlow = _check_nonneg_int(nlow, "nlow")
+    nhigh = _check_nonneg_int(nhigh, "nhigh")
+    nplanes = _check_nonneg_int(nplanes, "nplanes")
+    if nplanes == 0:
+        raise ParameterError("nplanes=0: the median needs at least one image")
+    if nlow + nhigh >= nplanes:
+        raise ParameterError(
+            f"nlow={nlow} + nhigh={nhigh} must be smaller than the number of planes ({nplanes})"
+        )
+    if len(shape) != 2:
+        raise ParameterError(f"shape={shape!r}: must be (ny, nx)")
+    ny, nx = (int(s) for s in shape)
+    thr = _check_per_plane(thresholds, nplanes, "thresholds")
+    rows = _tile_rows(nplanes, nx, thr is not None, tile_rows, max_tile_bytes)
+    out = np.empty((ny, nx), dtype=np.float32)
+    for y0 in range(0, ny, rows):
+        y1 = min(ny, y0 + rows)
+        got = loader(y0, y1)
+        d, w = got if isinstance(got, tuple) else (got, None)
+        d = np.ascontiguousarray(d, dtype=np.float32)
+        expect = (nplanes, y1 - y0, nx)
+        if d.shape != expect:
+            raise ParameterError(f"loader({y0}, {y1}) returned shape {d.shape}, expected {expect}")
+        if w is not None:
+            if thr is None:
+                raise ParameterError("loader returns weights but no thresholds were given")
+            w = np.ascontiguousarray(w, dtype=np.float32)
+            if w.shape != expect:
+                raise ParameterError(
+                    f"loader({y0}, {y1}) returned weight shape {w.shape}, expected {expect}")
+        out[y0:y1] = _k.median_stack(d, w, thr if w is not None else None, nlow, nhigh)
+    return out
+
+
+# --------------------------------------------------------------------------- flagging
+
+def derivative_image(image) -> np.ndarray:
+    """Largest absolute difference of each pixel to its 4 neighbours (float32).
+
+    Neighbours outside the image or NaN are skipped (0 when none is left);
+    NaN pixels stay NaN.
+    """
+    return _k.abs_derivative(_as_2d_float32(image, "image"))
+
+
+def flag_resampled_crs(
+    sci,
+    err,
+    blot,
+    *,
+    snr=DEFAULT_SNR,
+    scale=DEFAULT_SCALE,
+    backg: float = 0.0,
+    grow: int = 1,
+) -> np.ndarray:
+    """Outlier mask of one input image against its blotted median.
+
+    Parameters
+    ----------
+    sci, err : 2-D arrays
+        Science data and its 1σ error in the same units (NaN err counts as 0).
+    blot : 2-D array
+        The sky-subtracted median blotted onto the pixels of ``sci`` (NaN = no data).
+    snr, scale : str or pair
+        ``"snr1 snr2"`` and ``"scale1 scale2"``: thresholds of the primary and
+        of the neighbour pass.
+    backg : float
+        Background level of ``sci`` not present in ``blot`` (the sky level of
+        an unsubtracted input).
+    grow : int
+        Half-width of the box by which primary detections are grown (1 → 3×3).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True where the pixel is an outlier.
+    """
+    snr1, snr2 = parse_pair(snr, "snr")
+    scale1, scale2 = parse_pair(scale, "scale")
+    backg = _check_finite(backg, "backg")
+    grow = _check_nonneg_int(grow, "grow")
+    s = _as_2d_float32(sci, "sci")
+    e = _as_2d_float32(err, "err", s.shape)
+    b = _as_2d_float32(blot, "blot", s.shape)
+    deriv = _k.abs_derivative(b)
+    return _k.cr_mask(s, e, b, deriv, backg, snr1, snr2, scale1, scale2, grow).view(bool)
+
+
+def flag_crs(sci, err, median, *, snr=DEFAULT_SNR, backg: float = 0.0) -> np.ndarray:
+    """Outlier mask ``|sci − median − backg| > snr1·err`` (same pixel grid, no derivative).
+
+    Only the first value of ``snr`` is used, as in the reference.
+    """
+    snr1, _ = parse_pair(snr, "snr")
+    backg = _check_finite(backg, "backg")
+    s = _as_2d_float32(sci, "sci")
+    e = _as_2d_float32(err, "err", s.shape)
+    m = _as_2d_float32(median, "median", s.shape)
+    return _k.abs_diff_mask(s, e, m, backg, snr1).view(bool)
+
+
+def outlier_dq(mask) -> np.ndarray:
+    """uint32 DQ bits (DO_NOT_USE | OUTLIER where ``mask``) to OR into an image's dq."""
+    m = np.asarray(mask, dtype=bool)
+    return np.where(m, OUTLIER_DQ, np.uint32(0)).astype(np.uint32)
+
+
+def detect_outliers_same_grid(
+    data: Sequence,
+    err: Sequence,
+    weights: Sequence | None = None,
+    *,
+    maskpt: float = DEFAULT_MASKPT,
+    snr=DEFAULT_SNR,
+    nlow: int = 0,
+    nhigh: int = 0,
+    backg: float | Sequence[float] = 0.0,
+    tile_rows: int | None = None,
+) -> list[np.ndarray]:
+    """The ``resample_data=False`` path: inputs already share one pixel grid.
+
+    The median is taken over the inputs themselves (each minus its ``backg``,
+    each weight map thresholded by ``maskpt`` as in the resampled path), then
+    each input is flagged with :func:`flag_crs`.  ``weights`` are the inputs'
+    own weight maps (e.g. ``good_dq / var_rnoise``) or None.  ``backg`` is one
+    value for all inputs or one per input (their unsubtracted sky levels).
+
+    Returns one boolean outlier mask per input.
+    """
+    n = len(data)
+    if n < 2:
+        raise ParameterError(f"outlier detection needs at least 2 images, got {n}")
+    if len(err) != n:
+        raise ParameterError(f"err has {len(err)} arrays for {n} data arrays")
+    if weights is not None and len(weights) != n:
+        raise ParameterError(f"weights has {len(weights)} arrays for {n} data arrays")
+    if np.ndim(backg) == 0:
+        levels = [_check_finite(backg, "backg")] * n
+    else:
+        levels = [_check_finite(b, "backg") for b in backg]
+        if len(levels) != n:
+            raise ParameterError(f"backg has {len(levels)} values for {n} images")
+    parse_pair(snr, "snr")
+    planes = list(data) if weights is None else list(zip(data, weights, strict=True))
+    median = median_of_resampled(planes, maskpt=maskpt, nlow=nlow, nhigh=nhigh,
+                                 offsets=levels, tile_rows=tile_rows)
+    return [flag_crs(d, e, median, snr=snr, backg=lv) for d, e, lv in zip(data, err, levels, strict=True)]

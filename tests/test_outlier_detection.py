@@ -1,0 +1,389 @@
+"""Outlier detection: kernels against numpy oracles, tiling, and CR-flagging physics."""
+
+import warnings
+
+import numpy as np
+import pytest
+from oracles.outlier import (
+    cr_mask_oracle,
+    derivative_oracle,
+    median_oracle,
+    sigma_clipped_mean_oracle,
+)
+
+from romancore import dq as dqflags
+from romancore.algorithms import outlier_detection as od
+from romancore.errors import ParameterError, RomancoreError
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _random_stack(seed, n=7, ny=17, nx=23, nan_frac=0.15):
+    rng = np.random.default_rng(seed)
+    data = rng.normal(10.0, 3.0, size=(n, ny, nx)).astype(np.float32)
+    data[rng.random(data.shape) < nan_frac] = np.nan
+    # a few ties so that even counts and equal values are exercised
+    data[:, 0, 0] = 5.0
+    weight = rng.uniform(0.0, 2.0, size=(n, ny, nx)).astype(np.float32)
+    weight[rng.random(weight.shape) < 0.05] = np.nan
+    thresholds = rng.uniform(0.1, 0.6, size=n)
+    return data, weight, thresholds
+
+
+# --------------------------------------------------------------------------- median
+
+
+def test_median_hand_computed():
+    d = np.array([1.0, np.nan, 3.0, 2.0], np.float32).reshape(4, 1, 1)
+    assert od.median_of_resampled(list(d))[0, 0] == 2.0
+    d = np.array([4.0, 1.0, 3.0, 2.0], np.float32).reshape(4, 1, 1)
+    assert od.median_of_resampled(list(d))[0, 0] == 2.5
+    assert od.median_of_resampled(list(d), nlow=1)[0, 0] == 3.0
+    assert od.median_of_resampled(list(d), nhigh=1)[0, 0] == 2.0
+    assert od.median_of_resampled(list(d), nlow=1, nhigh=2)[0, 0] == 2.0
+    # weights: the plane with weight below its threshold is ignored
+    w = np.array([1.0, 1.0, 0.1, 1.0], np.float32).reshape(4, 1, 1)
+    med = od.median_of_resampled(list(zip(d, w, strict=True)), thresholds=[0.5] * 4)
+    assert med[0, 0] == 2.0  # median of 4, 1, 2
+    # all NaN -> NaN
+    d = np.full((3, 1, 1), np.nan, np.float32)
+    assert np.isnan(od.median_of_resampled(list(d))[0, 0])
+
+
+@pytest.mark.parametrize("nlow,nhigh", [(0, 0), (1, 0), (0, 2), (1, 1), (2, 3)])
+def test_median_matches_oracle(nlow, nhigh):
+    data, weight, thr = _random_stack(1 + nlow + 10 * nhigh)
+    got = od.median_of_resampled(list(zip(data, weight, strict=True)), thresholds=thr,
+                                 nlow=nlow, nhigh=nhigh)
+    want = median_oracle(data, weight, thr, nlow, nhigh)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
+    # without weights the kernel agrees with numpy's nanmedian
+    if nlow == nhigh == 0:
+        np.testing.assert_allclose(od.median_of_resampled(list(data)),
+                                   np.nanmedian(data, axis=0), rtol=1e-6, equal_nan=True)
+
+
+def test_median_weight_threshold_from_maskpt():
+    data, weight, _ = _random_stack(5)
+    thr = [od.weight_threshold(w, 0.7) for w in weight]
+    got = od.median_of_resampled(list(zip(data, weight, strict=True)), maskpt=0.7)
+    np.testing.assert_allclose(got, median_oracle(data, weight, thr), rtol=1e-6,
+                               equal_nan=True)
+
+
+@pytest.mark.parametrize("tile_rows", [1, 2, 5, 16])
+def test_tiles_equal_one_pass(tile_rows, tmp_path):
+    data, weight, thr = _random_stack(7, ny=33, nx=9)
+    whole = od.median_of_resampled(list(zip(data, weight, strict=True)), thresholds=thr, nlow=1,
+                                   tile_rows=10_000)
+    tiled = od.median_of_resampled(list(zip(data, weight, strict=True)), thresholds=thr, nlow=1,
+                                   tile_rows=tile_rows)
+    np.testing.assert_array_equal(tiled, whole)
+    # a generator is spilled to memmaps; the result is the same
+    gen = ((d, w) for d, w in zip(data, weight, strict=True))
+    spilled = od.median_of_resampled(gen, thresholds=thr, nlow=1, tile_rows=tile_rows,
+                                     spill_dir=tmp_path / "spill")
+    np.testing.assert_array_equal(spilled, whole)
+    assert list((tmp_path / "spill").glob("*.npy")) == []
+    # memmapped planes are read tile by tile
+    mms = []
+    for k, d in enumerate(data):
+        mm = np.lib.format.open_memmap(tmp_path / f"p{k}.npy", mode="w+", dtype=np.float32,
+                                       shape=d.shape)
+        mm[...] = d
+        mms.append(mm)
+    np.testing.assert_array_equal(
+        od.median_of_resampled(list(zip(mms, weight, strict=True)), thresholds=thr, nlow=1,
+                               tile_rows=tile_rows), whole)
+
+    # a tile loader gives the same answer
+    def loader(y0, y1):
+        return data[:, y0:y1], weight[:, y0:y1]
+
+    np.testing.assert_array_equal(
+        od.median_from_loader(loader, data.shape[1:], len(data), thresholds=thr, nlow=1,
+                              tile_rows=tile_rows), whole)
+
+
+def test_median_small_memory_budget_picks_small_tiles():
+    data, weight, thr = _random_stack(8, ny=40, nx=11)
+    whole = od.median_of_resampled(list(zip(data, weight, strict=True)), thresholds=thr)
+    small = od.median_of_resampled(list(zip(data, weight, strict=True)), thresholds=thr,
+                                   max_tile_bytes=3 * data.shape[0] * data.shape[2] * 8)
+    np.testing.assert_array_equal(small, whole)
+
+
+def test_median_offsets_subtract_per_plane():
+    data, _, _ = _random_stack(9, nan_frac=0.0)
+    offs = np.arange(len(data), dtype=float) * 3.0
+    got = od.median_of_resampled([d + o for d, o in zip(data, offs, strict=True)], offsets=offs)
+    np.testing.assert_allclose(got, np.median(data, axis=0), atol=2e-5)
+
+
+def test_median_bad_inputs():
+    d = np.zeros((3, 4, 4), np.float32)
+    with pytest.raises(ParameterError, match="nlow=2 \\+ nhigh=1"):
+        od.median_of_resampled(list(d), nlow=2, nhigh=1)
+    with pytest.raises(ParameterError, match="planes\\[1\\] has shape"):
+        od.median_of_resampled([d[0], d[1, :3], d[2]])
+    with pytest.raises(ParameterError, match="empty"):
+        od.median_of_resampled([])
+    with pytest.raises(ParameterError, match="maskpt=1.5"):
+        od.median_of_resampled(list(d), maskpt=1.5)
+    with pytest.raises(ParameterError, match="nlow=-1"):
+        od.median_of_resampled(list(d), nlow=-1)
+    with pytest.raises(ParameterError, match="thresholds has 2 values for 3 planes"):
+        od.median_of_resampled([(x, x) for x in d], thresholds=[0, 0])
+    with pytest.raises(ParameterError, match="one array"):
+        od.median_of_resampled(d)
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def test_weight_threshold_matches_astropy_sigma_clip():
+    rng = np.random.default_rng(3)
+    w = rng.normal(5.0, 0.5, size=(60, 70))
+    w[rng.random(w.shape) < 0.02] = 40.0  # outliers that clipping removes
+    w[:5] = 0.0  # uncovered
+    w[7, :10] = np.nan
+    good = w[np.isfinite(w) & (w != 0)]
+    want = 0.7 * sigma_clipped_mean_oracle(good)
+    assert od.weight_threshold(w, 0.7) == pytest.approx(want, rel=1e-12)
+    assert od.weight_threshold(np.zeros((4, 4)), 0.7) == 0.0
+
+
+# --------------------------------------------------------------------------- flagging
+
+
+def test_derivative_matches_oracle():
+    rng = np.random.default_rng(4)
+    img = rng.normal(size=(19, 13)).astype(np.float32)
+    img[rng.random(img.shape) < 0.1] = np.nan
+    np.testing.assert_array_equal(od.derivative_image(img), derivative_oracle(img))
+    # hand-computed: a single bright pixel
+    img = np.zeros((3, 3), np.float32)
+    img[1, 1] = 4.0
+    want = np.array([[0, 4, 0], [4, 4, 4], [0, 4, 0]], np.float32)
+    np.testing.assert_array_equal(od.derivative_image(img), want)
+
+
+def test_cr_mask_hand_computed():
+    sci = np.zeros((7, 7), np.float32)
+    blot = np.zeros((7, 7), np.float32)
+    err = np.ones((7, 7), np.float32)
+    sci[3, 3] = 10.0   # primary: > 4
+    sci[3, 4] = 3.5    # neighbour: > 3, < 4 -> grown in
+    sci[0, 6] = 3.5    # isolated 3.5: not flagged
+    sci[6, 0] = 5.0    # primary at a corner
+    m = od.flag_resampled_crs(sci, err, blot, snr="4.0 3.0", scale="0.5 0.4")
+    want = np.zeros((7, 7), bool)
+    want[3, 3] = want[3, 4] = want[6, 0] = True
+    np.testing.assert_array_equal(m, want)
+    # without growing only the primaries remain
+    m0 = od.flag_resampled_crs(sci, err, blot, snr="4.0 3.0", scale="0.5 0.4", grow=0)
+    assert m0.sum() == 2 and m0[3, 3] and m0[6, 0]
+    # backg shifts the comparison
+    assert not od.flag_resampled_crs(sci + 10.0, err, blot, backg=10.0)[0, 6]
+
+
+@pytest.mark.parametrize("grow", [0, 1, 2])
+def test_cr_mask_matches_oracle(grow):
+    rng = np.random.default_rng(10 + grow)
+    blot = rng.normal(5.0, 2.0, size=(31, 29)).astype(np.float32)
+    blot[rng.random(blot.shape) < 0.05] = np.nan
+    sci = blot + rng.normal(0, 1.0, size=blot.shape).astype(np.float32)
+    sci[rng.random(blot.shape) < 0.05] += 30.0
+    sci[rng.random(blot.shape) < 0.02] = np.nan
+    err = np.full(blot.shape, 1.0, np.float32)
+    err[rng.random(blot.shape) < 0.05] = np.nan
+    kw = dict(snr=(4.0, 3.0), scale=(0.5, 0.4), backg=0.3, grow=grow)
+    got = od.flag_resampled_crs(sci, err, blot, **kw)
+    want = cr_mask_oracle(sci, err, blot, **kw)
+    np.testing.assert_array_equal(got, want)
+    assert got.sum() > 10
+
+
+def test_flag_crs_same_grid_rule():
+    sci = np.array([[0.0, 5.0, 3.0, np.nan]], np.float32)
+    med = np.zeros_like(sci)
+    err = np.array([[1.0, 1.0, np.nan, 1.0]], np.float32)
+    m = od.flag_crs(sci, err, med, snr="4.0 3.0")
+    # nan err counts as 0, so 3.0 > 0 flags; NaN science never flags
+    np.testing.assert_array_equal(m, [[False, True, True, False]])
+
+
+def test_outlier_dq_bits():
+    bits = od.outlier_dq(np.array([[True, False]]))
+    assert bits.dtype == np.uint32
+    assert bits[0, 0] == dqflags.pixel.DO_NOT_USE | dqflags.pixel.OUTLIER == 129
+    assert bits[0, 1] == 0
+
+
+@pytest.mark.parametrize("value,pair", [("4.0 3.0", (4.0, 3.0)), ("5,4", (5.0, 4.0)),
+                                        (" 1.2 , 0.7 ", (1.2, 0.7)), ((3, 2), (3.0, 2.0))])
+def test_parse_pair_accepts(value, pair):
+    assert od.parse_pair(value, "snr") == pair
+
+
+@pytest.mark.parametrize("value,msg", [("4.0", "exactly two"), ("4 3 2", "exactly two"),
+                                       ("a 3", "'a' is not a number"), ("-1 3", ">= 0"),
+                                       ("nan 3", "finite"), (4.0, "two numbers")])
+def test_parse_pair_rejects(value, msg):
+    with pytest.raises(ParameterError, match=msg) as exc:
+        od.parse_pair(value, "scale")
+    assert "scale=" in str(exc.value)
+    assert isinstance(exc.value, (RomancoreError, ValueError))
+
+
+def test_flag_bad_shapes_and_params():
+    a = np.zeros((4, 4), np.float32)
+    with pytest.raises(ParameterError, match="err has shape"):
+        od.flag_resampled_crs(a, np.zeros((4, 5)), a)
+    with pytest.raises(ParameterError, match="grow=-1"):
+        od.flag_resampled_crs(a, a, a, grow=-1)
+    with pytest.raises(ParameterError, match="backg=nan"):
+        od.flag_resampled_crs(a, a, a, backg=float("nan"))
+    with pytest.raises(ParameterError, match="at least 2 images"):
+        od.detect_outliers_same_grid([a], [a])
+
+
+# --------------------------------------------------------------------------- physics
+
+RN_VAR = 0.04          # read-noise variance of a pixel (rate units²)
+POISSON = 0.02         # Poisson variance per unit of signal
+
+
+def _scene(rng, ny, nx, nstars=25, sky=1.0):
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    truth = np.full((ny, nx), sky)
+    stars = np.column_stack([rng.uniform(6, ny - 6, nstars), rng.uniform(6, nx - 6, nstars)])
+    for (ys, xs), peak in zip(stars, rng.uniform(20.0, 400.0, nstars), strict=True):
+        truth += peak * np.exp(-((yy - ys) ** 2 + (xx - xs) ** 2) / (2 * 1.2**2))
+    return truth, stars
+
+
+def _observe(rng, truth, ncr, star_xy, level=0.0):
+    """One noisy exposure of ``truth`` plus ``ncr`` single-pixel CRs of 10..100 σ away from stars."""
+    var = RN_VAR + POISSON * truth
+    err = np.sqrt(var)
+    sci = truth + level + rng.normal(size=truth.shape) * err
+    ny, nx = truth.shape
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    dist = np.full(truth.shape, np.inf)
+    for ys, xs in star_xy:
+        dist = np.minimum(dist, np.hypot(yy - ys, xx - xs))
+    candidates = np.flatnonzero(dist.ravel() > 5)
+    cr_idx = rng.choice(candidates, size=ncr, replace=False)
+    cr = np.zeros(truth.size, bool)
+    cr[cr_idx] = True
+    cr = cr.reshape(truth.shape)
+    sci[cr] += rng.uniform(10.0, 100.0, ncr) * err[cr]
+    return sci.astype(np.float32), err.astype(np.float32), cr
+
+
+def _score(masks, crs, clean_sel, cores):
+    n_cr = sum(int(c.sum()) for c in crs)
+    found = sum(int((m & c).sum()) for m, c in zip(masks, crs, strict=True))
+    false = sum(int((m & ~c & s).sum()) for m, c, s in zip(masks, crs, clean_sel, strict=True))
+    n_clean = sum(int((~c & s).sum()) for c, s in zip(crs, clean_sel, strict=True))
+    core_hits = sum(int((m & k).sum()) for m, k in zip(masks, cores, strict=True))
+    return found / n_cr, false / n_clean, core_hits
+
+
+def _cores(star_xy, shape, offset=(0, 0)):
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    core = np.zeros(shape, bool)
+    for ys, xs in star_xy:
+        core |= np.hypot(yy + offset[0] - ys, xx + offset[1] - xs) <= 1.5
+    return core
+
+
+def test_same_grid_dither_flags_crs_not_stars():
+    rng = np.random.default_rng(2024)
+    ny = nx = 128
+    truth, stars = _scene(rng, ny, nx)
+    levels = [0.0, 0.3, -0.2, 0.5, 0.1]
+    obs = [_observe(rng, truth, 150, stars, level) for level in levels]
+    weights = [np.full((ny, nx), 1.0 / RN_VAR, np.float32) for _ in obs]
+    masks = od.detect_outliers_same_grid([o[0] for o in obs], [o[1] for o in obs], weights,
+                                         backg=levels)
+    completeness, false_rate, core_hits = _score(
+        masks, [o[2] for o in obs], [np.ones((ny, nx), bool)] * len(obs),
+        [_cores(stars, (ny, nx))] * len(obs))
+    assert completeness >= 0.99, completeness
+    assert false_rate < 1e-3, false_rate
+    assert core_hits == 0
+
+
+def test_shifted_grid_dither_flags_crs_not_stars():
+    """Integer-shifted exposures on a common output grid (resample/blot are exact shifts)."""
+    rng = np.random.default_rng(77)
+    big = 112
+    size = 96
+    truth, stars = _scene(rng, big, big, nstars=20)
+    shifts = [(0, 0), (7, 3), (3, 12), (13, 8), (9, 15), (16, 16)]
+    levels = [0.0, 0.4, 0.2, -0.1, 0.3, 0.05]
+    exposures = []
+    for (y0, x0), level in zip(shifts, levels, strict=True):
+        cut = truth[y0:y0 + size, x0:x0 + size]
+        local_stars = stars - np.array([y0, x0])
+        sci, err, cr = _observe(rng, cut, 120, local_stars, level)
+        exposures.append((sci, err, cr, y0, x0, level))
+
+    def resampled():
+        # the generator path: one group at a time, sky level subtracted as resample does
+        for sci, _, _, y0, x0, level in exposures:
+            plane = np.full((big, big), np.nan, np.float32)
+            wht = np.zeros((big, big), np.float32)
+            plane[y0:y0 + size, x0:x0 + size] = sci - level
+            wht[y0:y0 + size, x0:x0 + size] = 1.0 / RN_VAR
+            yield plane, wht
+
+    median = od.median_of_resampled(resampled(), maskpt=0.7, tile_rows=20)
+    coverage = np.zeros((big, big), int)
+    for _, _, _, y0, x0, _ in exposures:
+        coverage[y0:y0 + size, x0:x0 + size] += 1
+    masks, crs, sels, cores = [], [], [], []
+    for sci, err, cr, y0, x0, level in exposures:
+        blot = median[y0:y0 + size, x0:x0 + size]
+        masks.append(od.flag_resampled_crs(sci, err, blot, backg=level))
+        crs.append(cr)
+        sels.append(coverage[y0:y0 + size, x0:x0 + size] >= 3)
+        cores.append(_cores(stars, (size, size), offset=(y0, x0)))
+    completeness, false_rate, core_hits = _score(
+        masks, [c & s for c, s in zip(crs, sels, strict=True)], sels, cores)
+    assert completeness >= 0.99, completeness
+    assert false_rate < 1e-3, false_rate
+    assert core_hits == 0
+    # the DQ update the step applies
+    dq = np.zeros((size, size), np.uint32)
+    dq |= od.outlier_dq(masks[0])
+    assert np.all((dq[masks[0]] & 129) == 129)
+
+
+def test_threaded_path_matches_oracles():
+    """Arrays above the serial-work cut-off run the OpenMP loops; results must not change."""
+    rng = np.random.default_rng(99)
+    data = rng.normal(0.0, 1.0, size=(5, 150, 160)).astype(np.float32)
+    data[rng.random(data.shape) < 0.1] = np.nan
+    weight = rng.uniform(0.0, 1.0, size=data.shape).astype(np.float32)
+    thr = np.full(5, 0.3)
+    masked = np.where(weight >= 0.3, data, np.nan)
+    got = od.median_of_resampled(list(zip(data, weight, strict=True)), thresholds=thr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+        want = np.nanmedian(masked, axis=0)
+    np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
+    blot = np.nan_to_num(got)
+    sci = data[0].copy()
+    sci[np.isnan(sci)] = 0.0
+    sci[rng.random(sci.shape) < 0.01] += 20.0
+    err = np.full(sci.shape, 0.8, np.float32)
+    np.testing.assert_array_equal(od.derivative_image(blot), derivative_oracle(blot))
+    kw = dict(snr=(4.0, 3.0), scale=(0.5, 0.4), backg=0.0, grow=1)
+    np.testing.assert_array_equal(od.flag_resampled_crs(sci, err, blot, **kw),
+                                  cr_mask_oracle(sci, err, blot, **kw))
+    np.testing.assert_array_equal(od.flag_crs(sci, err, blot, snr="4 3"),
+                                  np.abs(sci - blot) > 4.0 * err)
