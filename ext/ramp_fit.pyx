@@ -1,0 +1,413 @@
+# cython: language_level=3
+"""Cas22 ramp fitting with integrated jump detection (ALGORITHMS.md §1).
+
+Optimal-weighted least-squares slopes of unevenly sampled ramps (Casertano et al. 2022,
+weights after Fixsen et al. 2000) with the single/double-difference jump statistic of
+Sharma et al. (2023).  One pixel at a time, rows in parallel with OpenMP.
+
+Everything a pixel needs lives in per-thread scratch buffers allocated once per thread;
+the per-pixel code is plain C (no numpy, no Python objects).  All arithmetic is double
+precision; results are stored as float32.
+
+Units inside the kernel are electrons: resultants and read noise are multiplied by the
+gain on the fly and the results are divided by it again, so the outputs are DN/s.
+"""
+import numpy as np
+cimport numpy as cnp
+from cython.parallel cimport prange, threadid
+from libc.math cimport NAN, fabs, fmax, isfinite, log10, pow, sqrt
+
+ctypedef cnp.uint8_t u8
+ctypedef cnp.uint32_t u32
+ctypedef cnp.int32_t i32
+ctypedef cnp.int64_t i64
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int romancore_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int romancore_max_threads(void) { return 1; }
+    #endif
+    """
+    int romancore_max_threads() nogil
+
+# group (uint8) and pixel (uint32) DQ bits used here; values of the Roman products
+cdef u8 G_DO_NOT_USE = 1
+cdef u8 G_SATURATED = 2
+cdef u8 G_JUMP_DET = 4
+cdef u32 P_DO_NOT_USE = 1
+cdef u32 P_SATURATED = 2
+cdef u32 P_JUMP_DET = 4
+cdef u32 P_NO_GAIN_VALUE = 1 << 19
+
+
+def max_threads():
+    """Number of threads an OpenMP region uses by default (1 without OpenMP)."""
+    return romancore_max_threads()
+
+
+cdef struct Pattern:
+    # read-pattern quantities (length nres) and fixed jump quantities (length nres-1)
+    Py_ssize_t nres
+    const double* tbar
+    const double* tau
+    const double* nread
+    const double* dt1
+    const double* rn1
+    const double* vs1
+    const double* dt2
+    const double* rn2
+    const double* vs2
+
+
+cdef struct SegFit:
+    double slope       # e/s
+    double rvar_unit   # read-noise variance of the slope per unit read variance (sigma^2 = 1)
+    double pvar_unit   # Poisson variance of the slope per unit flux
+
+
+cdef inline double _power(double snr) noexcept nogil:
+    # Fixsen (2000) / Casertano (2022) table; a NaN snr falls through to 10 as in the reference
+    if snr < 5.0:
+        return 0.0
+    if snr < 10.0:
+        return 0.4
+    if snr < 20.0:
+        return 1.0
+    if snr < 50.0:
+        return 3.0
+    if snr < 100.0:
+        return 6.0
+    return 10.0
+
+
+cdef inline SegFit _fit_segment(const Pattern* p, const double* R, Py_ssize_t s, Py_ssize_t e,
+                                double sig2, double* W) noexcept nogil:
+    """Optimal-weighted fit of resultants s..e (ALGORITHMS.md §1.2)."""
+    cdef SegFit f
+    cdef Py_ssize_t i
+    cdef double smax, snr, P, tmid, tscale, F0, F1, F2, D, K, run
+    if e - s + 1 <= 1:
+        f.slope = NAN
+        f.rvar_unit = NAN
+        f.pvar_unit = NAN
+        return f
+    smax = R[e] - R[s]
+    if smax < 0.0:
+        smax = 0.0
+    snr = smax / sqrt(sig2 + smax)
+    P = _power(snr)
+    tmid = 0.5 * (p.tbar[s] + p.tbar[e])
+    tscale = 0.5 * (p.tbar[e] - p.tbar[s])
+    if tscale == 0.0:
+        tscale = 1.0
+    F0 = 0.0
+    F1 = 0.0
+    F2 = 0.0
+    for i in range(s, e + 1):
+        W[i] = ((1.0 + P) * p.nread[i] / (1.0 + P * p.nread[i])) * pow(fabs((p.tbar[i] - tmid) / tscale), P)
+        F0 = F0 + W[i]
+        F1 = F1 + W[i] * p.tbar[i]
+        F2 = F2 + W[i] * p.tbar[i] * p.tbar[i]
+    D = F2 * F0 - F1 * F1
+    f.slope = 0.0
+    f.rvar_unit = 0.0
+    f.pvar_unit = 0.0
+    if D == 0.0:
+        return f
+    run = 0.0
+    for i in range(s, e + 1):
+        K = (F0 * p.tbar[i] - F1) * W[i] / D
+        f.slope = f.slope + K * R[i]
+        f.rvar_unit = f.rvar_unit + K * K / p.nread[i]
+        f.pvar_unit = f.pvar_unit + K * K * p.tau[i] + 2.0 * K * run
+        run = run + K * p.tbar[i]
+    return f
+
+
+cdef inline double _zstat(double delta, double m, double vr, double vs, double dt, double c) noexcept nogil:
+    return (delta - m) / sqrt((vr + m * vs) / (dt * dt) + c)
+
+
+cdef inline void _fit_pixel(const Pattern* p, double* R, u8* dq, double* work, Py_ssize_t* stack,
+                            double sig2, bint use_jump, double t_icpt, double t_const,
+                            double* out) noexcept nogil:
+    """Fit one pixel in electrons.  R, dq (length nres) hold its resultants and group flags.
+
+    dq is updated with JUMP_DET.  out receives slope (e/s), read variance, Poisson variance.
+    work needs 5*nres doubles, stack 2*(nres+2) entries.
+    """
+    cdef Py_ssize_t nres = p.nres, i, s, e, top = 0, arg, j0, j1
+    cdef double* W = work
+    cdef double* d1 = work + nres
+    cdef double* d2 = work + 2 * nres
+    cdef double* v1 = work + 3 * nres
+    cdef double* v2 = work + 4 * nres
+    cdef SegFit f
+    cdef double m, c, best, z, w, sw = 0.0, sws = 0.0, swwr = 0.0, swwp = 0.0, thr, clipped, den
+
+    if use_jump:
+        for i in range(nres - 1):
+            d1[i] = (R[i + 1] - R[i]) / p.dt1[i]
+            v1[i] = sig2 * p.rn1[i]
+            if i + 2 < nres:
+                d2[i] = (R[i + 2] - R[i]) / p.dt2[i]
+                v2[i] = sig2 * p.rn2[i]
+            else:
+                d2[i] = NAN
+                v2[i] = NAN
+
+    # initial segments: maximal runs of resultants with dq == 0, pushed in time order
+    i = 0
+    while i < nres:
+        if dq[i] != 0:
+            i = i + 1
+            continue
+        s = i
+        while i + 1 < nres and dq[i + 1] == 0:
+            i = i + 1
+        stack[2 * top] = s
+        stack[2 * top + 1] = i
+        top = top + 1
+        i = i + 1
+
+    while top > 0:
+        top = top - 1
+        s = stack[2 * top]
+        e = stack[2 * top + 1]
+        f = _fit_segment(p, R, s, e, sig2, W)
+        if f.slope != f.slope:  # one-point segment: nothing to fit, no jump test
+            continue
+        if use_jump:
+            m = f.slope
+            c = -m / (p.tbar[e] - p.tbar[s])
+            best = _zstat(d1[e - 1], m, v1[e - 1], p.vs1[e - 1], p.dt1[e - 1], c)
+            arg = e - 1 - s
+            for i in range(s, e - 1):
+                z = fmax(_zstat(d1[i], m, v1[i], p.vs1[i], p.dt1[i], c),
+                         _zstat(d2[i], m, v2[i], p.vs2[i], p.dt2[i], c))
+                if z > best:
+                    best = z
+                    arg = i - s
+            clipped = m
+            if clipped < 1.0:
+                clipped = 1.0
+            elif clipped > 1.0e4:
+                clipped = 1.0e4
+            thr = t_icpt - t_const * log10(clipped)
+            if best > thr:
+                j0 = s + arg
+                j1 = j0 + 1
+                dq[j0] = dq[j0] | G_JUMP_DET
+                dq[j1] = dq[j1] | G_JUMP_DET
+                if j0 > s:
+                    stack[2 * top] = s
+                    stack[2 * top + 1] = j0 - 1
+                    top = top + 1
+                if j1 < e:
+                    stack[2 * top] = j1 + 1
+                    stack[2 * top + 1] = e
+                    top = top + 1
+                continue
+        # combine with inverse read-variance weights; using the unit-sigma read variance
+        # gives the same weights up to a common factor and stays defined for sigma = 0
+        w = 0.0 if f.rvar_unit == 0.0 else 1.0 / f.rvar_unit
+        sw = sw + w
+        sws = sws + w * f.slope
+        swwr = swwr + w * w * f.rvar_unit
+        swwp = swwp + w * w * f.pvar_unit
+    den = sw if sw != 0.0 else 1.0
+    out[0] = sws / den
+    out[1] = sig2 * swwr / (den * den)
+    out[2] = swwp / (den * den) * (out[0] if out[0] > 0.0 else 0.0)
+
+
+def fit_cas22(const float[:, :, :] resultants,
+              const u8[:, :, :] groupdq,
+              const u32[:, :] pixeldq,
+              const float[:, :] read_noise,
+              const float[:, :] gain,
+              const double[::1] tbar,
+              const double[::1] tau,
+              const double[::1] nread,
+              bint use_jump=True,
+              double threshold_intercept=5.5,
+              double threshold_constant=1.0 / 3.0,
+              int nthreads=0):
+    """Fit every pixel of a ramp cube.
+
+    Parameters
+    ----------
+    resultants : float32[nres, ny, nx], DN, any strides
+    groupdq : uint8[nres, ny, nx], any strides (read only)
+    pixeldq : uint32[ny, nx], any strides (zero strides allowed)
+    read_noise, gain : float32[ny, nx], DN per read and e/DN, any strides
+    tbar, tau, nread : float64[nres], read-pattern quantities (s, s, reads)
+    use_jump, threshold_intercept, threshold_constant : jump detection switches
+    nthreads : OpenMP threads, 0 for the OpenMP default
+
+    Returns
+    -------
+    slope, var_poisson, var_rnoise, err : float32[ny, nx] (DN/s and (DN/s)^2)
+    dq : uint32[ny, nx], groupdq_out : uint8[nres, ny, nx] (C order),
+    jumps_per_row : int64[ny] (resultants newly flagged JUMP_DET per row)
+    """
+    cdef Py_ssize_t nres = resultants.shape[0], ny = resultants.shape[1], nx = resultants.shape[2]
+    cdef Py_ssize_t i, y, x
+    if nres < 1:
+        raise ValueError("need at least one resultant")
+    if (groupdq.shape[0] != nres or groupdq.shape[1] != ny or groupdq.shape[2] != nx
+            or pixeldq.shape[0] != ny or pixeldq.shape[1] != nx
+            or read_noise.shape[0] != ny or read_noise.shape[1] != nx
+            or gain.shape[0] != ny or gain.shape[1] != nx
+            or tbar.shape[0] != nres or tau.shape[0] != nres or nread.shape[0] != nres):
+        raise ValueError("inconsistent array shapes")
+    if nthreads <= 0:
+        nthreads = romancore_max_threads()
+
+    nfix = max(nres - 1, 1)
+    fixed = np.full((6, nfix), np.nan)
+    cdef double[:, ::1] fx = fixed
+    for i in range(nres - 1):
+        fx[0, i] = tbar[i + 1] - tbar[i]
+        fx[1, i] = 1.0 / nread[i + 1] + 1.0 / nread[i]
+        fx[2, i] = tau[i + 1] + tau[i] - 2.0 * tbar[i]
+        if i + 2 < nres:
+            fx[3, i] = tbar[i + 2] - tbar[i]
+            fx[4, i] = 1.0 / nread[i + 2] + 1.0 / nread[i]
+            fx[5, i] = tau[i + 2] + tau[i] - 2.0 * tbar[i]
+    cdef Pattern pat
+    pat.nres = nres
+    pat.tbar = &tbar[0]
+    pat.tau = &tau[0]
+    pat.nread = &nread[0]
+    pat.dt1 = &fx[0, 0]
+    pat.rn1 = &fx[1, 0]
+    pat.vs1 = &fx[2, 0]
+    pat.dt2 = &fx[3, 0]
+    pat.rn2 = &fx[4, 0]
+    pat.vs2 = &fx[5, 0]
+
+    slope_a = np.empty((ny, nx), dtype=np.float32)
+    vp_a = np.empty((ny, nx), dtype=np.float32)
+    vr_a = np.empty((ny, nx), dtype=np.float32)
+    err_a = np.empty((ny, nx), dtype=np.float32)
+    dq_a = np.empty((ny, nx), dtype=np.uint32)
+    gdq_a = np.empty((nres, ny, nx), dtype=np.uint8)
+    nj_a = np.zeros(ny, dtype=np.int64)
+    cdef float[:, ::1] o_slope = slope_a
+    cdef float[:, ::1] o_vp = vp_a
+    cdef float[:, ::1] o_vr = vr_a
+    cdef float[:, ::1] o_err = err_a
+    cdef u32[:, ::1] o_dq = dq_a
+    cdef u8[:, :, ::1] o_gdq = gdq_a
+    cdef i64[::1] o_nj = nj_a
+
+    # per-thread scratch: resultants (nres), work (5 nres), results (3); flags; segment stack
+    scratch_a = np.empty((nthreads, 6 * nres + 3), dtype=np.float64)
+    flags_a = np.empty((nthreads, nres), dtype=np.uint8)
+    stack_a = np.empty((nthreads, 2 * nres + 4), dtype=np.intp)
+    cdef double[:, ::1] scratch = scratch_a
+    cdef u8[:, ::1] flags = flags_a
+    cdef Py_ssize_t[:, ::1] stacks = stack_a
+
+    cdef double* R
+    cdef double* work
+    cdef double* res3
+    cdef u8* dq
+    cdef Py_ssize_t* stack
+    cdef int tid
+    cdef double g, rn, sig2, vp, vr, slope, err
+    cdef u32 pdq
+    cdef bint anyjump, allsat, allbad
+    cdef i64 nj
+    cdef u8 q
+
+    for y in prange(ny, nogil=True, schedule="dynamic", chunksize=4, num_threads=nthreads):
+        tid = threadid()
+        R = &scratch[tid, 0]
+        work = R + nres
+        res3 = R + 6 * nres
+        dq = &flags[tid, 0]
+        stack = &stacks[tid, 0]
+        nj = 0
+        for x in range(nx):
+            g = gain[y, x]
+            rn = read_noise[y, x]
+            for i in range(nres):
+                dq[i] = groupdq[i, y, x]
+            pdq = pixeldq[y, x]
+            if not (g > 0.0 and isfinite(g) and rn >= 0.0 and isfinite(rn)):
+                slope = NAN
+                vp = NAN
+                vr = NAN
+                err = NAN
+                if not (g > 0.0 and isfinite(g)):
+                    pdq = pdq | P_NO_GAIN_VALUE
+            else:
+                for i in range(nres):
+                    R[i] = resultants[i, y, x]
+                    if not isfinite(R[i]):
+                        dq[i] = dq[i] | G_DO_NOT_USE
+                    R[i] = R[i] * g
+                sig2 = (rn * g) * (rn * g)
+                _fit_pixel(&pat, R, dq, work, stack, sig2, use_jump,
+                           threshold_intercept, threshold_constant, res3)
+                slope = res3[0] / g
+                vr = res3[1] / (g * g)
+                vp = res3[2] / (g * g)
+                err = sqrt(vp + vr)
+            anyjump = False
+            allsat = True
+            allbad = True
+            for i in range(nres):
+                q = dq[i]
+                o_gdq[i, y, x] = q
+                if q & G_JUMP_DET:
+                    anyjump = True
+                    if not (groupdq[i, y, x] & G_JUMP_DET):
+                        nj = nj + 1
+                if not (q & G_SATURATED):
+                    allsat = False
+                if not (q & (G_SATURATED | G_DO_NOT_USE)):
+                    allbad = False
+            if anyjump:
+                pdq = pdq | P_JUMP_DET
+            if allsat:
+                pdq = pdq | P_SATURATED
+            if allbad or not isfinite(slope) or not (err > 0.0):
+                pdq = pdq | P_DO_NOT_USE
+            o_slope[y, x] = <float>slope
+            o_vp[y, x] = <float>vp
+            o_vr[y, x] = <float>vr
+            o_err[y, x] = <float>err
+            o_dq[y, x] = pdq
+        o_nj[y] = nj
+    return slope_a, vp_a, vr_a, err_a, dq_a, gdq_a, nj_a
+
+
+def jump_positions(const u8[:, :, :] groupdq_in, const u8[:, :, ::1] groupdq_out,
+                   const i64[::1] row_offsets, int nthreads=0):
+    """(resultant, y, x) of resultants that carry JUMP_DET in ``groupdq_out`` but not in
+    ``groupdq_in``, ordered by y, x, resultant.  ``row_offsets[y]`` is the index of row y's
+    first entry (exclusive cumulative sum of the per-row counts; length ny + 1)."""
+    cdef Py_ssize_t nres = groupdq_out.shape[0], ny = groupdq_out.shape[1], nx = groupdq_out.shape[2]
+    cdef Py_ssize_t y, x, r, k
+    out_a = np.empty((row_offsets[ny], 3), dtype=np.int32)
+    cdef i32[:, ::1] out = out_a
+    if nthreads <= 0:
+        nthreads = romancore_max_threads()
+    for y in prange(ny, nogil=True, schedule="static", num_threads=nthreads):
+        k = row_offsets[y]
+        for x in range(nx):
+            for r in range(nres):
+                if (groupdq_out[r, y, x] & G_JUMP_DET) and not (groupdq_in[r, y, x] & G_JUMP_DET):
+                    out[k, 0] = <i32>r
+                    out[k, 1] = <i32>y
+                    out[k, 2] = <i32>x
+                    k = k + 1
+    return out_a
