@@ -124,3 +124,78 @@ def linearity(data, groupdq, pixeldq, coeffs, lin_dq, read_pattern=None,
     gdq[big] |= DNU
     out = np.clip(out, -1e6, 1e6)
     return out.astype(np.float32), gdq, pdq
+
+
+def refpix(data, amp33, pixeldq, alpha, gamma, zeta, remove_offset=True, remove_trends=True,
+           cosine_interpolate=True, fft_interpolate=True):
+    """Literal ALGORITHMS.md section 4 on full stacked arrays; returns (data, amp33) new arrays."""
+    data = data.copy()
+    nres, ny, nx = data.shape
+    w = amp33.shape[2]
+    data[:, (pixeldq & (1 << 17)) != 0] = 0
+    std = np.concatenate([data, amp33.astype(np.float32)], axis=2)  # [frames, rows, 33*w]
+    if remove_offset:
+        offset = std.astype(np.float64).mean(axis=0)
+        std = (std - offset).astype(np.float32)
+    ch = std.reshape(nres, ny, 33, w).transpose(2, 0, 1, 3).copy()  # [33, frames, rows, w]
+    ch[1:32:2] = ch[1:32:2, :, :, ::-1]
+    row_len = w + 12
+    padded = np.zeros((33, nres, ny, row_len), dtype=np.float32)
+    padded[..., :w] = ch
+    length = ny * row_len
+    flat = padded.reshape(33, nres, length)
+    t = (np.arange(length, dtype=np.float64) - (length - 1) / 2.0)
+    refmask = np.zeros((ny, row_len), dtype=bool)
+    refmask[:4] = True
+    refmask[-4:] = True
+    refmask = refmask.ravel()
+    if remove_trends:
+        for c in range(33):
+            for f in range(nres):
+                y = flat[c, f]
+                sel = refmask & (y != 0)
+                if sel.sum() == 0:
+                    continue
+                if sel.sum() == 1:
+                    m, b = 0.0, float(y[sel][0])
+                else:
+                    m, b = np.polyfit(t[sel], y[sel].astype(np.float64), 1)
+                nz = y != 0
+                y[nz] = (y[nz] - (m * t[nz] + b)).astype(np.float32)
+    kern = np.sin(np.arange(1, 33) * np.pi / 32)
+    padmask = np.zeros((ny, row_len), dtype=bool)
+    padmask[:, w:] = True
+    padmask = padmask.ravel()
+    nfreq = length // 2 + 1
+    apod = (1 + np.cos(2 * np.pi * np.arange(nfreq) / length)) / 2
+    for f in range(nres):
+        x = flat[32, f].astype(np.float64)
+        if cosine_interpolate:
+            mm = (x != 0).astype(np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                x = x + np.convolve(x, kern, mode="same") / np.convolve(mm, kern, mode="same") * (1 - mm)
+            x[np.isnan(x)] = 0
+            x = x.astype(np.float32)
+        if fft_interpolate:
+            x = x.astype(np.float32)
+            for _ in range(3):
+                x[padmask] = np.fft.irfft(apod * np.fft.rfft(x), n=length)[padmask].astype(np.float32)
+        flat[32, f] = x
+        left = np.zeros((ny, row_len))
+        left[:, :4] = padded[0, f, :, :4]
+        right = np.zeros((ny, row_len))
+        right[:, :4] = padded[31, f, :, :4]
+        lh = np.fft.rfft(left.ravel() / length) * (row_len / 4)
+        rh = np.fft.rfft(right.ravel() / length) * (row_len / 4)
+        ah = np.fft.rfft(flat[32, f].astype(np.float64) / length)
+        for c in range(32):
+            corr = np.fft.irfft((lh * gamma[c] + rh * zeta[c] + ah * alpha[c]) * 2 * nfreq, n=length)
+            flat[c, f] = (flat[c, f] - corr).astype(np.float32)
+    ch = padded[..., :w].copy()
+    ch[1:32:2] = ch[1:32:2, :, :, ::-1]
+    std = ch.transpose(1, 2, 0, 3).reshape(nres, ny, 33 * w)
+    if remove_offset:
+        std = (std + offset).astype(np.float32)
+    out = std[:, :, :nx].astype(np.float32)
+    a33 = np.minimum(np.abs(std[:, :, nx:]), 65535).astype(np.uint16)
+    return out, a33

@@ -1,0 +1,244 @@
+"""Reference-pixel correction of Roman WFI ramps (ALGORITHMS.md section 4, seed 002 "Reference Pixel Correction").
+
+The detector is read by 32 amplifiers ("channels") of 128 columns each; amp33
+adds 128 columns of reference pixels read in step with them. Per resultant
+("frame"), in read-out order (odd channels are read right to left) and with
+12 idle clocks ("pads") appended to every row:
+
+1. *offset*: the mean over resultants of every pixel is removed (and added
+   back at the end);
+2. *trends*: per channel and frame a straight line in read-out time, fitted
+   to the non-zero pixels of the 4 top and 4 bottom reference rows, is removed
+   from the non-zero pixels;
+3. *cosine interpolation*: zeros of amp33 (pads, bad pixels) are filled by a
+   normalised convolution with ``sin(j pi / 32)``, j = 1..32;
+4. *FFT interpolation*: the amp33 pads are refined three times by an
+   apodised Fourier low-pass;
+5. *correction*: each channel c gets subtracted
+   ``irfft((L_hat gamma_c + R_hat zeta_c + A_hat alpha_c) * 2 nfreq)``, built
+   from the left / right reference columns and amp33 with the REFPIX
+   reference coefficients (complex, [32, nfreq]).
+
+Every stage has its own switch. Pixels flagged BAD_REF_PIXEL are set to 0
+first (zeros count as missing data throughout).
+
+The frame geometry is general: ``nx = 32 * w`` detector columns with
+``w = amp33.shape[2]`` (128 for the WFI), rows of ``w + 12`` clocks.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.fft
+
+from ..dq import pixel
+from ..errors import ParameterError
+from .dq_init import check_array, check_ramp
+
+log = logging.getLogger(__name__)
+
+N_CHANNELS = 32
+"""Science read-out channels (amp33 is the 33rd)."""
+PAD = 12
+"""Idle clocks appended to every channel row (read-out timing)."""
+N_REF = 4
+"""Reference rows at top and bottom, reference columns at left and right."""
+N_FFT_ITERATIONS = 3
+_CHUNK = 8  # channels per batched inverse FFT (bounds the float64 scratch)
+
+
+def cosine_kernel() -> np.ndarray:
+    """The interpolation kernel ``sin(j pi / 32)``, j = 1..32."""
+    return np.sin(np.arange(1, 33) * np.pi / 32)
+
+
+def _channel_view(frame: np.ndarray, c: int, w: int) -> np.ndarray:
+    """Channel c of a frame in read-out order (a view; odd channels reversed)."""
+    view = frame[:, c * w:(c + 1) * w]
+    return view[:, ::-1] if c % 2 else view
+
+
+def _trend(values: np.ndarray, t: np.ndarray, nref: int):
+    """Least-squares line (m, b) of ``values`` against time ``t`` on the non-zero
+    pixels of the first and last ``nref`` rows, or None if there are none."""
+    rows = np.r_[0:nref, values.shape[0] - nref:values.shape[0]]
+    y = values[rows].astype(np.float64).ravel()
+    x = t[rows].ravel()
+    keep = y != 0
+    if not keep.any():
+        return None
+    x, y = x[keep], y[keep]
+    if x.size == 1:
+        return 0.0, float(y[0])
+    xm, ym = x.mean(), y.mean()
+    sxx = np.sum((x - xm) ** 2)
+    m = float(np.sum((x - xm) * (y - ym)) / sxx) if sxx > 0 else 0.0
+    return m, float(ym - m * xm)
+
+
+def _cosine_fill(x: np.ndarray) -> np.ndarray:
+    """Fill zeros of a flat series by normalised convolution (float64 out)."""
+    k = cosine_kernel()
+    present = (x != 0).astype(np.float64)
+    num = np.convolve(x, k, mode="same")
+    den = np.convolve(present, k, mode="same")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fill = num / den * (1.0 - present)
+    out = x + fill
+    out[~np.isfinite(out)] = 0.0
+    return out
+
+
+def _fft_fill_pads(x: np.ndarray, pad_mask: np.ndarray, iterations: int) -> np.ndarray:
+    length = x.size
+    k = np.arange(length // 2 + 1)
+    apod = (1.0 + np.cos(2.0 * np.pi * k / length)) / 2.0
+    x = x.copy()
+    for _ in range(iterations):
+        smooth = scipy.fft.irfft(apod * scipy.fft.rfft(x), n=length)
+        x[pad_mask] = smooth[pad_mask].astype(np.float32)
+    return x
+
+
+def correct_refpix(
+    data: np.ndarray,
+    amp33: np.ndarray,
+    pixeldq: np.ndarray,
+    alpha: np.ndarray,
+    gamma: np.ndarray,
+    zeta: np.ndarray,
+    *,
+    remove_offset: bool = True,
+    remove_trends: bool = True,
+    cosine_interpolate: bool = True,
+    fft_interpolate: bool = True,
+    zero_bad_ref_pix: bool = True,
+    workers: int | None = None,
+) -> np.ndarray:
+    """Apply the reference-pixel correction to a ramp in place.
+
+    Parameters
+    ----------
+    data : float32 [nres, ny, nx]
+        Ramp in DN including the reference border (nx = 32 * w), corrected in place.
+    amp33 : uint16 (or float) [nres, ny, w]
+        amp33 reference columns (w = 128 for the WFI). Not modified.
+    pixeldq : uint32 [ny, nx]
+        Pixels with BAD_REF_PIXEL are zeroed in ``data`` first (if ``zero_bad_ref_pix``).
+    alpha, gamma, zeta : complex [32, nfreq]
+        REFPIX coefficients for amp33, left and right reference columns;
+        ``nfreq = ny * (w + 12) // 2 + 1`` (286721 for the WFI).
+    remove_offset, remove_trends, cosine_interpolate, fft_interpolate : bool
+        Switch the stages described in the module docstring.
+    zero_bad_ref_pix : bool
+        Zero BAD_REF_PIXEL pixels before anything else.
+    workers : int or None
+        Threads for the FFTs (``scipy.fft`` ``workers``); None = 1.
+
+    Returns
+    -------
+    ndarray uint16 [nres, ny, w]
+        The processed amp33 (``|value|`` truncated to uint16 and clipped at 65535).
+    """
+    check_ramp(data, None, pixeldq)
+    nres, ny, nx = data.shape
+    check_array("amp33", amp33, ndim=3)
+    if amp33.shape[:2] != (nres, ny):
+        raise ParameterError(f"amp33 must have shape ({nres}, {ny}, w), got {amp33.shape}")
+    w = amp33.shape[2]
+    if nx != N_CHANNELS * w:
+        raise ParameterError(
+            f"data has {nx} columns but 32 channels of amp33 width {w} need {N_CHANNELS * w}"
+        )
+    if ny < 2 * N_REF or w < N_REF:
+        raise ParameterError(f"frames of shape {(ny, nx)} are too small for {N_REF} reference rows/columns")
+    check_array("pixeldq", pixeldq, ndim=2, dtype=np.uint32, shape=(ny, nx))
+    row_len = w + PAD
+    length = ny * row_len
+    nfreq = length // 2 + 1
+    coefs = {}
+    for name, arr in (("alpha", alpha), ("gamma", gamma), ("zeta", zeta)):
+        check_array(name, arr, ndim=2, shape=(N_CHANNELS, nfreq))
+        if not np.all(np.isfinite(arr)):
+            raise ParameterError(f"{name} must be finite")
+        coefs[name] = np.asarray(arr, dtype=np.complex128)
+    fft_workers = 1 if workers is None else int(workers)
+
+    if zero_bad_ref_pix:
+        bad = (pixeldq & np.uint32(pixel.BAD_REF_PIXEL)) != 0
+        if bad.any():
+            for f in range(nres):
+                data[f][bad] = 0.0
+
+    a33 = np.asarray(amp33, dtype=np.float32).copy()
+    if remove_offset:
+        off_data = np.mean(data, axis=0, dtype=np.float64).astype(np.float32)
+        off_amp = np.mean(a33, axis=0, dtype=np.float64).astype(np.float32)
+        for f in range(nres):
+            data[f] -= off_data
+        a33 -= off_amp
+
+    t = (np.arange(ny)[:, None] * row_len + np.arange(w)[None, :]) - (length - 1) / 2.0
+    pad_mask = np.zeros((ny, row_len), dtype=bool)
+    pad_mask[:, w:] = True
+    pad_mask = pad_mask.ravel()
+    norm = row_len / N_REF
+
+    for f in range(nres):
+        frame = data[f]
+        # amp33 channel: trends, interpolation of pads / missing pixels
+        amp = np.zeros((ny, row_len), dtype=np.float32)
+        amp[:, :w] = a33[f]
+        if remove_trends:
+            fit = _trend(amp[:, :w], t, N_REF)
+            if fit is not None:
+                sub = amp[:, :w]
+                nz = sub != 0
+                sub[nz] -= (fit[0] * t[nz] + fit[1]).astype(np.float32)
+        flat = amp.ravel()
+        if cosine_interpolate:
+            flat = _cosine_fill(flat.astype(np.float64)).astype(np.float32)
+        if fft_interpolate:
+            flat = _fft_fill_pads(flat, pad_mask, N_FFT_ITERATIONS)
+        a33[f] = flat.reshape(ny, row_len)[:, :w]
+
+        # science channels: trends first (the left/right columns feed the correction)
+        trends = [None] * N_CHANNELS
+        if remove_trends:
+            for c in range(N_CHANNELS):
+                view = _channel_view(frame, c, w)
+                trends[c] = _trend(view, t, N_REF)
+                if trends[c] is not None:
+                    m, b = trends[c]
+                    view -= np.where(view != 0, m * t + b, 0.0).astype(np.float32)
+        left = np.zeros((ny, row_len), dtype=np.float64)
+        left[:, :N_REF] = _channel_view(frame, 0, w)[:, :N_REF]
+        right = np.zeros((ny, row_len), dtype=np.float64)
+        right[:, :N_REF] = _channel_view(frame, N_CHANNELS - 1, w)[:, :N_REF]
+        lhat = scipy.fft.rfft(left.ravel() / length, workers=fft_workers) * norm
+        rhat = scipy.fft.rfft(right.ravel() / length, workers=fft_workers) * norm
+        ahat = scipy.fft.rfft(flat.astype(np.float64) / length, workers=fft_workers)
+        for c0 in range(0, N_CHANNELS, _CHUNK):
+            sl = slice(c0, min(c0 + _CHUNK, N_CHANNELS))
+            spec = lhat * coefs["gamma"][sl] + rhat * coefs["zeta"][sl] + ahat * coefs["alpha"][sl]
+            spec *= 2 * nfreq
+            corr = scipy.fft.irfft(spec, n=length, axis=-1, workers=fft_workers)
+            del spec
+            corr = corr.reshape(-1, ny, row_len)
+            for i, c in enumerate(range(sl.start, sl.stop)):
+                view = _channel_view(frame, c, w)
+                view -= corr[i, :, :w].astype(np.float32)
+            del corr
+
+    if remove_offset:
+        for f in range(nres):
+            data[f] += off_data
+        a33 += off_amp
+    np.abs(a33, out=a33)
+    np.minimum(a33, 65535.0, out=a33)
+    return a33.astype(np.uint16)
+
+
+__all__ = ["N_CHANNELS", "N_FFT_ITERATIONS", "N_REF", "PAD", "correct_refpix", "cosine_kernel"]
