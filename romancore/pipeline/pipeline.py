@@ -244,7 +244,7 @@ class ExposurePipeline(Pipeline):
                 model = _zeroed_image(model)
                 saturated = True
             elif sname == "linearity" and params["save_calibrated_ramp"]:
-                save_model(model, "ramp", output_dir=params["output_dir"])
+                save_model(model, "ramp", output_dir=params["output_dir"], keep_filename=True)
             elif sname == "source_catalog":
                 prods = dict(step.products)
         can_align = not saturated and "tweakreg" in applicable

@@ -398,13 +398,15 @@ class Step:
         written = []
         members = list(result) if isinstance(result, ModelContainer) else [result]
         for m in members:
-            written.append(save_model(m, suffix, output_dir=outdir,
+            intermediate = self.parent is not None
+            name = get_meta(m, "filename")
+            written.append(save_model(m, suffix, output_dir=outdir, keep_filename=intermediate,
                                       output_file=params["output_file"] if len(members) == 1 else None))
             for psuffix, product in self.products.items():
                 if product is None:
                     continue
                 written.append(save_model(product, psuffix, output_dir=outdir, primary=False,
-                                          input_name=get_meta(m, "filename"),
+                                          input_name=name,
                                           output_file=params["output_file"] if len(members) == 1 else None))
         for p in written:
             self.log.info("Saved %s", p)
@@ -412,8 +414,12 @@ class Step:
 
 
 def save_model(model, suffix, *, output_dir=None, output_file=None, primary=True,
-               input_name=None) -> Path:
-    """Write *model* under the name the suffix rules give; creates ``output_dir``."""
+               input_name=None, keep_filename: bool = False) -> Path:
+    """Write *model* under the name the suffix rules give; creates ``output_dir``.
+
+    ``keep_filename``: restore ``meta.filename`` afterwards (intermediate products must
+    not rename the model that flows on to the next step).
+    """
     name = input_name or get_meta(model, "filename") or None
     if isinstance(name, str) and name.strip() in ("", "?"):
         name = None
@@ -421,7 +427,11 @@ def save_model(model, suffix, *, output_dir=None, output_file=None, primary=True
     path = output_path(name, suffix, output_dir=output_dir, output_file=output_file,
                        ext=ext, primary=primary)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return Path(model.save(path, overwrite=False))
+    before = get_meta(model, "filename")
+    written = Path(model.save(path, overwrite=False))
+    if keep_filename and before is not None:
+        set_meta(model, "filename", before)
+    return written
 
 
 def _to_ramp(model):
