@@ -99,7 +99,7 @@ def member_paths(asn: dict, asn_path=None, *, exptypes=("science",), product: in
             if exptypes is not None and str(mem.get("exptype", "science")).lower() not in exptypes:
                 continue
             p = Path(mem["expname"])
-            out.append(p if p.is_absolute() else base / p)
+            out.append(Path(os.path.normpath(p if p.is_absolute() else base / p)))
     return out
 
 
