@@ -7,6 +7,8 @@ the Roman products (4-pixel reference border, 128-column amp33, context planes).
 from __future__ import annotations
 
 from .base import DataModel
+from .image import ImageCalibration
+from .ramp import RampCalibration
 
 BORDER = 4
 AMP33_COLUMNS = 128
@@ -49,7 +51,7 @@ class ScienceRawModel(DataModel):
         return _exposure_array_shape(name, nres, ny, nx) or super()._array_shape(name, sub, shape)
 
 
-class RampModel(DataModel):
+class RampModel(RampCalibration, DataModel):
     """A ramp of resultants in float32 DN with pixel and group DQ (full frame incl. border)."""
 
     schema_name = "ramp"
@@ -60,7 +62,7 @@ class RampModel(DataModel):
         return _exposure_array_shape(name, nres, ny, nx) or super()._array_shape(name, sub, shape)
 
 
-class ImageModel(DataModel):
+class ImageModel(ImageCalibration, DataModel):
     """Level 2 calibrated image (science area only: the 4088 x 4088 of a full detector)."""
 
     schema_name = "wfi_image"
