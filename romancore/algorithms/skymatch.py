@@ -1,0 +1,491 @@
+"""Sky background measurement and matching across overlapping images.
+
+ALGORITHMS.md §8 and the seed "SkyMatch" pages.  Each image is a :class:`SkyImage`:
+its data, a mask of usable pixels, its footprint on the sky as a
+:class:`spherical_geometry.polygon.SphericalPolygon`, and a ``world_to_pixel``
+callable used to find its pixels inside an overlap polygon.
+
+Sky statistic (the reference's ``ImageStats`` rules, :func:`sky_statistic`):
+values in ``[lower, upper]`` are clipped ``nclip`` times at ``mean − lsigma·std``
+/ ``mean + usigma·std`` (sample std, N−1); ``mean``, ``median``, and the
+histogram-based ``mode`` and ``midpt`` (bin width ``binwidth·std``) are taken
+from the last pass.
+
+Methods (:func:`match_sky`):
+
+* ``local``: the statistic of each image;
+* ``global``: the smallest local value, given to every image;
+* ``match``: for every overlapping pair ``i<j`` with statistics ``s_i``, ``s_j``
+  and pixel counts ``n_i``, ``n_j`` in the overlap, the equation
+  ``W(δ_i − δ_j) = W(s_i − s_j)`` with ``W = ½(n_i + n_j)``; the system is
+  solved with ``pinv(K, rcond=1e-12)`` (minimum norm, so each group of
+  mutually overlapping images has zero mean offset), then shifted so the
+  lowest (``match_down``) or highest offset is 0;
+* ``global+match``: ``match``, then every image gets in addition the smallest
+  remaining sky ``local_i − δ_i``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from spherical_geometry.polygon import SphericalPolygon
+
+from romancore import dq as dqflags
+from romancore.errors import ParameterError
+
+log = logging.getLogger(__name__)
+
+SKYMETHODS = ("local", "global", "match", "global+match")
+SKYSTATS = ("mode", "midpt", "mean", "median")
+DEFAULT_DQBITS = "~DO_NOT_USE+NON_SCIENCE"
+
+_EPS = 10.0 * float(np.finfo(np.float32).eps)
+
+
+# --------------------------------------------------------------------------- statistics
+
+@dataclass(frozen=True)
+class SkyStatParams:
+    """Validated sky-statistic parameters (defaults are the step defaults)."""
+
+    skystat: str = "mode"
+    lower: float | None = None
+    upper: float | None = None
+    nclip: int = 5
+    lsigma: float = 4.0
+    usigma: float = 4.0
+    binwidth: float = 0.1
+
+    def __post_init__(self):
+        if self.skystat not in SKYSTATS:
+            raise ParameterError(f"skystat={self.skystat!r}: must be one of {', '.join(SKYSTATS)}")
+        for name in ("lower", "upper"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not _is_finite_number(v)):
+                raise ParameterError(f"{name}={v!r}: must be a finite number or None")
+        if self.lower is not None and self.upper is not None and self.lower > self.upper:
+            raise ParameterError(f"lower={self.lower!r} must not exceed upper={self.upper!r}")
+        if isinstance(self.nclip, bool) or not isinstance(self.nclip, (int, np.integer)) \
+                or self.nclip < 0:
+            raise ParameterError(f"nclip={self.nclip!r}: must be an integer >= 0")
+        for name in ("lsigma", "usigma", "binwidth"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not _is_finite_number(v) or v < 0:
+                raise ParameterError(f"{name}={v!r}: must be a finite number >= 0")
+
+
+def _is_finite_number(v) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _histogram_stat(vals: np.ndarray, vmin: float, vmax: float, std: float,
+                    binwidth: float, skystat: str) -> float:
+    h = binwidth * std
+    span = vmax - vmin
+    if h < _EPS or span < _EPS or h > span:
+        hist = np.array([vals.size])
+    else:
+        nbins = int(span / h) + 1
+        dz = span / (nbins - 1)
+        idx = np.floor((vals - vmin) / dz).astype(np.int64)
+        idx = idx[(idx >= 0) & (idx < nbins)]
+        hist = np.bincount(idx, minlength=nbins)
+    nbins = hist.size
+    if skystat == "mode":
+        if nbins == 1:
+            return vmin + 0.5 * h
+        if nbins == 2:
+            if hist[0] > hist[1]:
+                return vmin + 0.5 * h
+            if hist[1] > hist[0]:
+                return vmin + 1.5 * h
+            return vmin + h
+        p = int(np.argmax(hist))
+        if p == 0:
+            return vmin + 0.5 * h
+        if p == nbins - 1:
+            return vmin + (nbins - 0.5) * h
+        dh1 = float(hist[p] - hist[p - 1])
+        dh2 = float(hist[p] - hist[p + 1])
+        if dh1 + dh2 == 0:
+            return vmin + (p + 0.5) * h
+        return vmin + (p + 0.5 + 0.5 * (dh1 - dh2) / (dh1 + dh2)) * h
+    # midpt: interpolate the cumulative distribution at one half
+    cdf = (np.cumsum(hist) / hist.sum()).astype(np.float32)
+    lo = int(np.argmax(cdf >= np.float32(0.5)))
+    if lo == 0:
+        return vmin + 0.5 / float(cdf[0]) * h
+    denom = float(cdf[lo]) - float(cdf[lo - 1])
+    if denom == 0:
+        return vmin + lo * h
+    return vmin + lo * h + (0.5 - float(cdf[lo - 1])) / denom * h
+
+
+def sky_statistic(values, skystat: str = "mode", *, lower=None, upper=None, nclip: int = 5,
+                  lsigma: float = 4.0, usigma: float = 4.0,
+                  binwidth: float = 0.1) -> tuple[float | None, int]:
+    """Clipped sky statistic of a set of pixel values.
+
+    Parameters
+    ----------
+    values : array
+        Pixel values (any shape; non-finite values are ignored; cast to float32).
+    skystat : {'mode', 'midpt', 'mean', 'median'}
+    lower, upper : float or None
+        Only values in ``[lower, upper]`` are used.
+    nclip : int
+        Clipping iterations (``nclip + 1`` passes; the last gives the result).
+    lsigma, usigma : float
+        Clip limits in units of the sample standard deviation.
+    binwidth : float
+        Histogram bin width for ``mode`` and ``midpt``, in units of the std.
+
+    Returns
+    -------
+    (value, npix)
+        The statistic (None when there is no usable value) and the number of
+        pixels in the last pass.
+    """
+    p = SkyStatParams(skystat, lower, upper, nclip, lsigma, usigma, binwidth)
+    return _sky_statistic(np.asarray(values), p)
+
+
+def _sky_statistic(values: np.ndarray, p: SkyStatParams) -> tuple[float | None, int]:
+    v = values.astype(np.float32, copy=False).ravel()
+    v = v[np.isfinite(v)].astype(np.float64)
+    if p.lower is not None:
+        v = v[v >= p.lower]
+    if p.upper is not None:
+        v = v[v <= p.upper]
+    if v.size == 0:
+        return None, 0
+    clipmin = float(p.lower) if p.lower is not None else float(v.min())
+    clipmax = float(p.upper) if p.upper is not None else float(v.max())
+    sel = v
+    mean = std = vmin = vmax = 0.0
+    for it in range(p.nclip + 1):
+        sel = v[(v >= clipmin) & (v <= clipmax)]
+        if sel.size == 0:
+            return None, 0
+        mean = float(sel.mean())
+        std = float(sel.std(ddof=1)) if sel.size > 1 else 0.0
+        vmin, vmax = float(sel.min()), float(sel.max())
+        if it < p.nclip:
+            clipmin = mean - p.lsigma * std
+            clipmax = mean + p.usigma * std
+            if p.lower is not None:
+                clipmin = max(float(p.lower), clipmin)
+            if p.upper is not None:
+                clipmax = min(float(p.upper), clipmax)
+    if p.skystat == "mean":
+        value = mean
+    elif p.skystat == "median":
+        value = float(np.median(sel))
+    else:
+        value = _histogram_stat(sel, vmin, vmax, std, float(p.binwidth), p.skystat)
+    if not math.isfinite(value):
+        return None, int(sel.size)
+    return value, int(sel.size)
+
+
+# --------------------------------------------------------------------------- geometry
+
+def footprint_vertices(shape: tuple[int, int], stepsize: int | None = None):
+    """Pixel coordinates (x, y) of the pixel-edge rectangle of an image, closed.
+
+    The rectangle is ``(−0.5, −0.5) … (nx − 0.5, ny − 0.5)``; with ``stepsize``
+    the edges get extra vertices at most ``stepsize`` pixels apart.
+    """
+    ny, nx = shape
+    corners = [(-0.5, -0.5), (nx - 0.5, -0.5), (nx - 0.5, ny - 0.5), (-0.5, ny - 0.5)]
+    xs, ys = [], []
+    for (xa, ya), (xb, yb) in zip(corners, corners[1:] + corners[:1], strict=True):
+        length = max(abs(xb - xa), abs(yb - ya))
+        nseg = 1 if stepsize is None else max(1, math.ceil(length / stepsize))
+        t = np.arange(nseg) / nseg
+        xs.append(xa + (xb - xa) * t)
+        ys.append(ya + (yb - ya) * t)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    return np.append(x, x[0]), np.append(y, y[0])
+
+
+def footprint_polygon(shape: tuple[int, int], pixel_to_world: Callable,
+                      stepsize: int | None = None) -> SphericalPolygon:
+    """Sky footprint of an image: its pixel-edge rectangle mapped by ``pixel_to_world``.
+
+    ``pixel_to_world(x, y) -> (ra, dec)`` in degrees, 0-based pixel coordinates
+    (e.g. ``lambda x, y: gwcs_obj(x, y, with_bounding_box=False)``).
+    """
+    if stepsize is not None and (isinstance(stepsize, bool)
+                                 or not isinstance(stepsize, (int, np.integer)) or stepsize < 1):
+        raise ParameterError(f"stepsize={stepsize!r}: must be None or an integer >= 1")
+    x, y = footprint_vertices(shape, stepsize)
+    ra, dec = pixel_to_world(x, y)
+    ra, dec = np.asarray(ra, dtype=float), np.asarray(dec, dtype=float)
+    if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
+        raise ParameterError("pixel_to_world returned non-finite sky coordinates for the "
+                             "image corners")
+    return SphericalPolygon.from_radec(ra, dec)
+
+
+def polygon_pixel_mask(shape: tuple[int, int], x, y) -> np.ndarray:
+    """Boolean mask of the pixels whose centres lie inside the polygon (x, y).
+
+    Even-odd rule on horizontal scan lines through the pixel centres; the
+    polygon may be open or closed, convex or not.
+    """
+    ny, nx = shape
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    xa, ya = x, y
+    xb, yb = np.roll(x, -1), np.roll(y, -1)
+    mask = np.zeros(shape, dtype=bool)
+    if x.size < 3:
+        return mask
+    ylo = max(0, int(math.ceil(np.min(y))))
+    yhi = min(ny - 1, int(math.floor(np.max(y))))
+    if yhi < ylo:
+        return mask
+    rows = np.arange(ylo, yhi + 1, dtype=float)[:, None]
+    # half-open rule: an edge counts on rows y with min(ya, yb) <= y < max(ya, yb)
+    crosses = ((ya <= rows) & (rows < yb)) | ((yb <= rows) & (rows < ya))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xc = xa + (rows - ya) * (xb - xa) / (yb - ya)
+    xc = np.where(crosses, xc, np.nan)
+    xc.sort(axis=1)
+    ncross = crosses.sum(axis=1)
+    diff = np.zeros((rows.shape[0], nx + 1), dtype=np.int32)
+    for k in range(0, xc.shape[1] - 1, 2):
+        ok = ncross >= k + 2
+        if not ok.any():
+            break
+        r = np.flatnonzero(ok)
+        start = np.clip(np.ceil(xc[r, k]), 0, nx).astype(np.int64)
+        stop = np.clip(np.floor(xc[r, k + 1]) + 1, 0, nx).astype(np.int64)
+        good = stop > start
+        np.add.at(diff, (r[good], start[good]), 1)
+        np.add.at(diff, (r[good], stop[good]), -1)
+    mask[ylo:yhi + 1] = np.cumsum(diff, axis=1)[:, :nx] > 0
+    return mask
+
+
+@dataclass
+class SkyImage:
+    """One image taking part in sky matching.
+
+    Attributes
+    ----------
+    data : 2-D array
+        Surface brightness (any float dtype; statistics are computed in float32).
+    footprint : SphericalPolygon
+        The image outline on the sky (see :func:`footprint_polygon`).
+    world_to_pixel : callable or None
+        ``(ra, dec) -> (x, y)`` 0-based pixel coordinates of this image; needed
+        by ``match`` and ``global+match`` to find the pixels of an overlap.
+    mask : 2-D bool array or None
+        True where a pixel may be used (good DQ and finite data).
+    id : any
+        A label for messages.
+    """
+
+    data: np.ndarray
+    footprint: SphericalPolygon
+    world_to_pixel: Callable | None = None
+    mask: np.ndarray | None = None
+    id: object = None
+
+    @classmethod
+    def from_wcs(cls, data, pixel_to_world: Callable, world_to_pixel: Callable, *, dq=None,
+                 dqbits=DEFAULT_DQBITS, mask=None, stepsize: int | None = None,
+                 id=None) -> SkyImage:
+        """Build from data, optional DQ (``dqbits`` = good bits) and the WCS callables."""
+        data = np.asarray(data)
+        if data.ndim != 2:
+            raise ParameterError(f"data must be a 2-D array, got shape {data.shape}")
+        usable = np.isfinite(data)
+        if dq is not None:
+            dq = np.asarray(dq)
+            if dq.shape != data.shape:
+                raise ParameterError(f"dq has shape {dq.shape}, expected {data.shape}")
+            try:
+                usable &= dqflags.good_mask(dq, dqbits)
+            except ValueError as exc:
+                raise ParameterError(f"dqbits={dqbits!r}: {exc}") from None
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != data.shape:
+                raise ParameterError(f"mask has shape {mask.shape}, expected {data.shape}")
+            usable &= mask
+        poly = footprint_polygon(data.shape, pixel_to_world, stepsize)
+        return cls(data=data, footprint=poly, world_to_pixel=world_to_pixel, mask=usable, id=id)
+
+    def usable(self) -> np.ndarray:
+        m = np.isfinite(self.data)
+        return m if self.mask is None else (m & self.mask)
+
+    def overlap_mask(self, polygon: SphericalPolygon) -> np.ndarray:
+        """Usable pixels of this image whose centres fall inside ``polygon``."""
+        if self.world_to_pixel is None:
+            raise ParameterError(f"image {self.id!r} has no world_to_pixel; matching needs it")
+        inside = np.zeros(self.data.shape, dtype=bool)
+        for ra, dec in polygon.to_radec():
+            x, y = self.world_to_pixel(np.asarray(ra), np.asarray(dec))
+            inside |= polygon_pixel_mask(self.data.shape, x, y)
+        return inside & self.usable()
+
+
+# --------------------------------------------------------------------------- matching
+
+@dataclass
+class SkyMatchResult:
+    """Per-image sky levels and what ``meta.background`` needs.
+
+    ``levels[i]`` is the sky of image i (0.0 where it could not be computed);
+    ``valid[i]`` tells whether it was computed (the step marks the others
+    ``cal_step.skymatch = SKIPPED``).
+    """
+
+    levels: np.ndarray
+    valid: np.ndarray
+    method: str
+    subtracted: bool
+    pairs: list[tuple[int, int, float, float, int, int]] = field(default_factory=list)
+
+    def background(self, i: int) -> dict:
+        """The ``meta.background`` fields of image i: level, method, subtracted."""
+        return {"level": float(self.levels[i]), "method": self.method,
+                "subtracted": bool(self.subtracted and self.valid[i])}
+
+    def cal_step(self, i: int) -> str:
+        return "COMPLETE" if self.valid[i] else "SKIPPED"
+
+
+def _local(images, p) -> np.ndarray:
+    out = np.full(len(images), np.nan)
+    for i, im in enumerate(images):
+        value, _ = _sky_statistic(im.data[im.usable()], p)
+        if value is not None:
+            out[i] = value
+    return out
+
+
+def _match(images, p, match_down: bool):
+    n = len(images)
+    rows, rhs, pairs = [], [], []
+    for i in range(n):
+        for j in range(i + 1, n):
+            overlap = images[i].footprint.intersection(images[j].footprint)
+            if not overlap.area() > 0:
+                continue
+            si, ni = _sky_statistic(images[i].data[images[i].overlap_mask(overlap)], p)
+            sj, nj = _sky_statistic(images[j].data[images[j].overlap_mask(overlap)], p)
+            if si is None or sj is None or ni == 0 or nj == 0:
+                continue
+            w = 0.5 * (ni + nj)
+            row = np.zeros(n)
+            row[i], row[j] = w, -w
+            rows.append(row)
+            rhs.append(w * (si - sj))
+            pairs.append((i, j, si, sj, ni, nj))
+    delta = np.full(n, np.nan)
+    if not rows:
+        log.warning("sky matching: no pair of images overlaps with usable pixels")
+        return delta, pairs
+    k = np.array(rows)
+    f = np.array(rhs)
+    solution = np.linalg.pinv(k, rcond=1e-12) @ f
+    in_pair = np.zeros(n, dtype=bool)
+    for i, j, *_ in pairs:
+        in_pair[i] = in_pair[j] = True
+    rank = np.linalg.matrix_rank(k)
+    if rank < in_pair.sum() - 1:
+        log.warning("sky matching: the overlaps split the images into disconnected groups "
+                    "(rank %d for %d images); levels are matched only within each group",
+                    rank, int(in_pair.sum()))
+    delta[in_pair] = solution[in_pair]
+    ref = np.min(delta[in_pair]) if match_down else np.max(delta[in_pair])
+    delta[in_pair] -= ref
+    return delta, pairs
+
+
+def match_sky(
+    images: Sequence[SkyImage],
+    *,
+    skymethod: str = "match",
+    match_down: bool = True,
+    subtract: bool = False,
+    skystat: str = "mode",
+    lower: float | None = None,
+    upper: float | None = None,
+    nclip: int = 5,
+    lsigma: float = 4.0,
+    usigma: float = 4.0,
+    binwidth: float = 0.1,
+) -> SkyMatchResult:
+    """Compute (and optionally subtract) the sky of each image.
+
+    Parameters are those of the skymatch step (see the module docstring).
+    With ``subtract=True`` each valid level is subtracted **in place** from
+    ``images[i].data`` (which must then be a writable float array).
+
+    Returns
+    -------
+    SkyMatchResult
+    """
+    if skymethod not in SKYMETHODS:
+        raise ParameterError(f"skymethod={skymethod!r}: must be one of {', '.join(SKYMETHODS)}")
+    for name, flag in (("match_down", match_down), ("subtract", subtract)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ParameterError(f"{name}={flag!r}: must be True or False")
+    p = SkyStatParams(skystat, lower, upper, nclip, lsigma, usigma, binwidth)
+    images = list(images)
+    if not images:
+        raise ParameterError("images is empty: sky matching needs at least one image")
+    for i, im in enumerate(images):
+        if not isinstance(im, SkyImage):
+            raise ParameterError(f"images[{i}] is a {type(im).__name__}, expected a SkyImage")
+        if np.ndim(im.data) != 2:
+            raise ParameterError(f"images[{i}].data must be 2-D, got shape {np.shape(im.data)}")
+        if im.mask is not None and np.shape(im.mask) != np.shape(im.data):
+            raise ParameterError(f"images[{i}].mask has shape {np.shape(im.mask)}, "
+                                 f"expected {np.shape(im.data)}")
+
+    pairs: list = []
+    if skymethod == "local":
+        sky = _local(images, p)
+    elif skymethod == "global":
+        local = _local(images, p)
+        ok = np.isfinite(local)
+        sky = np.full(len(images), np.min(local[ok]) if ok.any() else np.nan)
+    elif skymethod == "match":
+        sky, pairs = _match(images, p, bool(match_down))
+    else:  # global+match
+        delta, pairs = _match(images, p, bool(match_down))
+        matched = np.isfinite(delta)
+        delta = np.where(matched, delta, 0.0)
+        local = _local(images, p)
+        ok = np.isfinite(local)
+        if ok.any():
+            sky = delta + np.min(local[ok] - delta[ok])
+            sky[~ok & ~matched] = np.nan
+        else:
+            sky = np.full(len(images), np.nan)
+
+    valid = np.isfinite(sky)
+    for i in np.flatnonzero(~valid):
+        log.warning("sky of image %r could not be computed; its level is set to 0",
+                    images[i].id if images[i].id is not None else i)
+    levels = np.where(valid, sky, 0.0)
+    if subtract:
+        for i in np.flatnonzero(valid):
+            images[i].data -= levels[i]
+    return SkyMatchResult(levels=levels, valid=valid, method=skymethod,
+                          subtracted=bool(subtract), pairs=pairs)
