@@ -307,7 +307,6 @@ class DetectorGeometry:
                    | models.Shift(self.x_ref) & models.Shift(self.y_ref))
         forward.inverse = inverse
         forward.bounding_box = ((-0.5, self.nside - 0.5), (-0.5, self.nside - 0.5))
-        forward.input_units_equivalencies = None
         return forward
 
 
