@@ -35,6 +35,12 @@ class ScaleStep(Step):
     spec = (Param("factor", "float", 1.0, "Multiplier.", min=0.0, exclusive_min=True),)
     _current = None
 
+    def _open_input(self, input):
+        data = super()._open_input(input)
+        if type(data) is dm.ImageModel:  # files open as ImageModel; add the test method
+            data = ScaledImage(data.copy()._tree)
+        return data
+
 
 class TwoScalePipeline(Pipeline):
     """Two scale steps in a row (test pipeline)."""
