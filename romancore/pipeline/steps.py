@@ -104,8 +104,6 @@ class RampFitStep(Step):
         F("threshold_intercept", "float", 5.5, "Jump threshold at 1 e/s (ols_cas22), in sigma.", min=0.0),
         F("threshold_constant", "float", 1.0 / 3.0,
           "Decrease of the jump threshold per decade of count rate (ols_cas22).", min=0.0),
-        F("rejection_threshold", "float", 4.5, "Jump rejection threshold in sigma (likely).",
-          min=0.0, exclusive_min=True),
     )
 
 
