@@ -85,6 +85,24 @@ cdef inline double _power(double snr) noexcept nogil:
     return 10.0
 
 
+cdef inline double _abs_pow(double x, double P) noexcept nogil:
+    # x**P for the table's powers without calling pow() for the integer ones (0**0 = 1)
+    cdef double x2, x3
+    if P == 0.0:
+        return 1.0
+    if P == 1.0:
+        return x
+    x2 = x * x
+    x3 = x2 * x
+    if P == 3.0:
+        return x3
+    if P == 6.0:
+        return x3 * x3
+    if P == 10.0:
+        return x3 * x3 * x3 * x
+    return pow(x, P)
+
+
 cdef inline SegFit _fit_segment(const Pattern* p, const double* R, Py_ssize_t s, Py_ssize_t e,
                                 double sig2, double* W) noexcept nogil:
     """Optimal-weighted fit of resultants s..e (ALGORITHMS.md §1.2)."""
@@ -109,7 +127,7 @@ cdef inline SegFit _fit_segment(const Pattern* p, const double* R, Py_ssize_t s,
     F1 = 0.0
     F2 = 0.0
     for i in range(s, e + 1):
-        W[i] = ((1.0 + P) * p.nread[i] / (1.0 + P * p.nread[i])) * pow(fabs((p.tbar[i] - tmid) / tscale), P)
+        W[i] = ((1.0 + P) * p.nread[i] / (1.0 + P * p.nread[i])) * _abs_pow(fabs((p.tbar[i] - tmid) / tscale), P)
         F0 = F0 + W[i]
         F1 = F1 + W[i] * p.tbar[i]
         F2 = F2 + W[i] * p.tbar[i] * p.tbar[i]
