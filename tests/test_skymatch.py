@@ -344,3 +344,38 @@ def test_footprint_covers_pixel_edges():
     np.testing.assert_allclose(sorted(set(np.round(y, 6))), [-0.5, SIZE - 0.5], atol=1e-6)
     area_sr = im.footprint.area()
     assert area_sr == pytest.approx((SIZE * math.radians(PIXSCALE)) ** 2, rel=1e-4)
+
+
+def _tan_gwcs(ox, oy):
+    """The same TAN frame as ``_tan_wcs`` built as a gwcs pipeline."""
+    from astropy import coordinates as coord
+    from astropy import units as u
+    from astropy.modeling import models
+    from gwcs import coordinate_frames as cf
+    from gwcs import wcs as gw
+
+    transform = (
+        (models.Shift(ox - 99.0) & models.Shift(oy - 99.0))
+        | (models.Scale(-PIXSCALE) & models.Scale(PIXSCALE))
+        | models.Pix2Sky_TAN()
+        | models.RotateNative2Celestial(30.0, -20.0, 180.0)
+    )
+    detector = cf.Frame2D(name="detector", axes_order=(0, 1), unit=(u.pix, u.pix))
+    sky = cf.CelestialFrame(reference_frame=coord.ICRS(), name="world", unit=(u.deg, u.deg))
+    return gw.WCS([(detector, transform), (sky, None)])
+
+
+def test_table_1_with_gwcs_callables():
+    """The way the step builds SkyImages from a model's gwcs."""
+    offsets = [(c * STEP, r * STEP) for r in range(2) for c in range(3)]
+    images = []
+    for (ox, oy), value in zip(offsets, TABLE1["sky"], strict=True):
+        w = _tan_gwcs(ox, oy)
+        images.append(sm.SkyImage.from_wcs(
+            np.full((SIZE, SIZE), value, np.float32),
+            pixel_to_world=lambda x, y, w=w: w(x, y, with_bounding_box=False),
+            world_to_pixel=lambda ra, dec, w=w: w.invert(ra, dec, with_bounding_box=False),
+            dq=np.zeros((SIZE, SIZE), np.uint32)))
+    res = sm.match_sky(images, skymethod="global+match")
+    np.testing.assert_allclose(res.levels, TABLE1["global+match"], atol=1e-9)
+    assert [p[4] for p in res.pairs if p[:2] == (0, 1)] == [8 * SIZE]
