@@ -27,8 +27,10 @@ romancore's own tessellation, with the SKYCELLS reference layout and conventions
   (−0.5, 4999.5), and ``orientat`` the position angle of the cell's +y axis at its centre.
 
 :func:`make_skycell_table` builds the table for a sky area (a cone or an RA/Dec box); called with
-no area it builds the whole sky (~8 million cells, about 1.4 GB and a long run: do it once,
-offline, and save it as the SKYCELLS reference file; ~0.4 s per region, 4354 regions).
+no area it builds the whole sky: at most 7.81 million cells (the region grids hold 7,812,274;
+cells outside their region are dropped), at most 1.3 GB of skycell rows (164 bytes each), about
+0.1 s per region (4354 regions: several minutes). Do that once, offline, and save it as the
+SKYCELLS reference file.
 """
 
 from __future__ import annotations
@@ -312,7 +314,7 @@ def make_skycell_table(
     pixel_scale : float
         Skycell pixel scale in arcsec (0.055).
 
-    With no area the whole sky is generated (~8e6 cells; slow and large).
+    With no area the whole sky is generated (<= 7.8e6 cells, <= 1.3 GB; minutes).
     """
     if (center is None) != (radius is None):
         raise ParameterError("give both center=(ra, dec) and radius (deg), or neither")

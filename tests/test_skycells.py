@@ -73,7 +73,7 @@ def test_projection_regions_tile_the_sphere():
     # every sky point lies in exactly one region
     from romancore.skycells import _in_region, _region_boxes
 
-    ra, dec = _random_sky(20000, seed=1)
+    ra, dec = _random_sky(5000, seed=1)
     count = np.zeros(ra.size, int)
     for box in _region_boxes():
         count += _in_region(ra, dec, box)
