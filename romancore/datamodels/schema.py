@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+import sys
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -134,30 +135,32 @@ def _is_ndarray(checker, instance):
     return hasattr(instance, "dtype") and hasattr(instance, "shape") and not np.isscalar(instance)
 
 
-def _is_time(checker, instance):
-    from astropy.time import Time
+# An object can only be an instance of a class whose module is already imported, so the
+# checks below look classes up in sys.modules instead of importing (gwcs alone costs ~2 s).
+def _loaded(module: str, name: str):
+    mod = sys.modules.get(module)
+    return getattr(mod, name, None) if mod is not None else None
 
-    return isinstance(instance, Time)
+
+def _is_instance(instance, module: str, name: str) -> bool:
+    cls = _loaded(module, name)
+    return cls is not None and isinstance(instance, cls)
+
+
+def _is_time(checker, instance):
+    return _is_instance(instance, "astropy.time", "Time")
 
 
 def _is_wcs(checker, instance):
-    try:
-        import gwcs
-    except ImportError:  # pragma: no cover - gwcs is a hard dependency
-        return False
-    return isinstance(instance, gwcs.WCS)
+    return _is_instance(instance, "gwcs.wcs", "WCS") or _is_instance(instance, "gwcs", "WCS")
 
 
 def _is_table(checker, instance):
-    from astropy.table import Table
-
-    return isinstance(instance, Table)
+    return _is_instance(instance, "astropy.table", "Table")
 
 
 def _is_model(checker, instance):
-    from astropy.modeling import Model
-
-    return isinstance(instance, Model)
+    return _is_instance(instance, "astropy.modeling.core", "Model")
 
 
 def _is_integer(checker, instance):

@@ -1,0 +1,271 @@
+"""Benchmark cases, each run in its own process by ``benchmarks/run.py``.
+
+    python benchmarks/cases.py CASE --size full|small --threads N --repeat K
+
+prints one JSON line: wall times of the K runs, CPU time, peak RSS and throughput.
+A case is a ``setup(n, threads) -> state`` function (not timed) and a ``run(state)``
+function (timed); ``n`` is the detector size (4096 full, 256 small).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+CACHE = Path(__file__).resolve().parent / "cache"
+PATTERN_9 = [[1], [2], [3, 4], list(range(5, 10)), list(range(10, 18)), list(range(18, 26)),
+             list(range(26, 34)), list(range(34, 44)), [44]]
+PATTERN_6 = [[1], [2, 3], list(range(4, 8)), list(range(8, 13)), list(range(13, 19)), [19]]
+FRAME = 3.16247
+SIZES = {"full": 4096, "small": 256}
+
+
+@dataclass
+class Case:
+    what: str
+    setup: Callable
+    run: Callable
+    threaded: bool = True
+    #: bytes the kernel must stream at least once (for the bandwidth floor)
+    streamed: Callable | None = None
+    #: (value, unit) throughput from (state, wall seconds)
+    throughput: Callable | None = None
+
+
+CASES: dict[str, Case] = {}
+
+
+def case(name, what, *, threaded=True, streamed=None, throughput=None):
+    def deco(setup_run):
+        setup, run = setup_run()
+        CASES[name] = Case(what, setup, run, threaded, streamed, throughput)
+        return setup_run
+    return deco
+
+
+# ----------------------------------------------------------------------------- inputs
+def synthetic_ramp(n: int, pattern=PATTERN_9, *, seed=1, gain=2.0, read_noise=6.0):
+    """float32 ramp [nres, n, n] in DN: rates 0.1-1000 e/s, read noise, a few cosmic rays."""
+    from romancore.algorithms.ramp_fit import read_pattern_quantities
+
+    rng = np.random.default_rng(seed)
+    q = read_pattern_quantities(pattern, FRAME)
+    rate = (10 ** rng.uniform(-1, 3, (n, n)) / gain).astype(np.float32)
+    noise = rng.standard_normal((n, n), dtype=np.float32)
+    cube = np.empty((len(pattern), n, n), np.float32)
+    hit = rng.random((n, n)) < 1e-4
+    for i, t in enumerate(q.t_bar):
+        cube[i] = np.roll(noise, 17 * i, axis=1) * np.float32(read_noise / np.sqrt(q.n_reads[i]))
+        cube[i] += rate * np.float32(t) + np.float32(1000.0)
+        if i >= len(pattern) // 2:
+            cube[i][hit] += np.float32(800.0)
+    return cube
+
+
+def _mb(nbytes):
+    return nbytes
+
+
+# ----------------------------------------------------------------------------- cases
+@case("memory_bandwidth", "numpy copy of a 1 GiB (small: 64 MiB) array", threaded=False,
+      throughput=lambda s, w: (2 * s["a"].nbytes / w / 1e9, "GB/s"))
+def _membw():
+    def setup(n, threads):
+        size = 2**30 if n >= 4096 else 2**26
+        a = np.ones(size // 8)
+        return {"a": a, "b": np.empty_like(a)}
+
+    def run(s):
+        np.copyto(s["b"], s["a"])
+    return setup, run
+
+
+@case("open_l1_metadata", "open a 9-resultant L1 file and read its metadata", threaded=False)
+def _open_l1():
+    def setup(n, threads):
+        from romancore.datamodels import ScienceRawModel
+
+        path = CACHE / f"bench_l1_{n}_uncal.asdf"
+        if not path.exists():
+            CACHE.mkdir(exist_ok=True)
+            raw = ScienceRawModel.create_minimal(
+                shape=(9, n, n), meta={"exposure": {"read_pattern": PATTERN_9, "nresultants": 9}})
+            raw.data[...] = 1000
+            raw.save(path)
+        import romancore  # noqa: F401  (import cost is not part of the case)
+        return {"path": path}
+
+    def run(s):
+        import romancore as rc
+
+        m = rc.open(s["path"])
+        _ = (m.meta.exposure.read_pattern, m.meta.instrument.detector)
+        m.close()
+    return setup, run
+
+
+def _ramp_setup(pattern):
+    def setup(n, threads):
+        from romancore.datamodels import RampModel
+
+        cube = synthetic_ramp(n, pattern)
+        ramp = RampModel.create_minimal(shape=cube.shape, meta={"exposure": {
+            "read_pattern": pattern, "frame_time": FRAME, "nresultants": len(pattern)}})
+        ramp.data = cube
+        return {"ramp": ramp, "n": n, "threads": threads, "nres": len(pattern)}
+    return setup
+
+
+def _pix_res(s, w):
+    return (s["nres"] * s["n"] ** 2 / w / 1e6, "Mpix·res/s")
+
+
+def _cube_bytes(s):
+    return s["ramp"].data.nbytes
+
+
+def _refs(n, *names):
+    from romancore import datamodels as dm
+
+    out = {}
+    if "saturation" in names:
+        sat = dm.SaturationRefModel.create_minimal(shape=(n, n))
+        sat.data[...] = 55000.0
+        out["saturation"] = sat
+    if "linearity" in names:
+        lin = dm.LinearityRefModel.create_minimal(shape=(n, n))
+        coeffs = np.zeros((5, n, n), np.float32)
+        coeffs[1] = 1.0
+        coeffs[2] = 2e-7
+        lin.coeffs = coeffs
+        out["linearity"] = lin
+    if "gain" in names:
+        g = dm.GainRefModel.create_minimal(shape=(n, n))
+        g.data[...] = 2.0
+        out["gain"] = g
+    if "readnoise" in names:
+        r = dm.ReadnoiseRefModel.create_minimal(shape=(n, n))
+        r.data[...] = 6.0
+        out["readnoise"] = r
+    if "refpix" in names:
+        nfreq = n * (n // 32 + 12) // 2 + 1
+        rng = np.random.default_rng(2)
+        coeffs = {key: rng.normal(size=(32, nfreq)) * 1e-3 + 1j * rng.normal(size=(32, nfreq)) * 1e-3
+                  for key in ("alpha", "gamma", "zeta")}
+        out["refpix"] = dm.RefpixRefModel.create_minimal(**coeffs)
+    return out
+
+
+@case("saturation", "flag_saturation on a 9-resultant ramp", streamed=_cube_bytes, throughput=_pix_res)
+def _sat():
+    base = _ramp_setup(PATTERN_9)
+
+    def setup(n, threads):
+        s = base(n, threads)
+        s.update(_refs(n, "saturation"))
+        return s
+
+    def run(s):
+        s["ramp"].groupdq[...] = 0
+        s["ramp"].flag_saturation(s["saturation"])
+    return setup, run
+
+
+@case("linearity", "classic linearity (4th-order polynomial) on a 9-resultant ramp",
+      streamed=_cube_bytes, throughput=_pix_res)
+def _lin():
+    base = _ramp_setup(PATTERN_9)
+
+    def setup(n, threads):
+        s = base(n, threads)
+        s.update(_refs(n, "linearity"))
+        return s
+
+    def run(s):
+        s["ramp"].linearity(s["linearity"])
+    return setup, run
+
+
+@case("refpix", "reference-pixel correction (all stages) on a 9-resultant ramp",
+      streamed=_cube_bytes, throughput=_pix_res)
+def _refpix():
+    base = _ramp_setup(PATTERN_9)
+
+    def setup(n, threads):
+        s = base(n, threads)
+        s.update(_refs(n, "refpix"))
+        s["ramp"].amp33 = np.full((9, n, n // 32), 1000, dtype=np.uint16)
+        return s
+
+    def run(s):
+        s["ramp"].refpix(s["refpix"], nthreads=s["threads"])
+    return setup, run
+
+
+def _fit_case(pattern, jumps):
+    base = _ramp_setup(pattern)
+
+    def setup(n, threads):
+        s = base(n, threads)
+        s.update(_refs(n, "gain", "readnoise"))
+        return s
+
+    def run(s):
+        s["ramp"].fit_ramps(s["gain"], s["readnoise"], use_ramp_jump_detection=jumps,
+                            nthreads=s["threads"])
+    return setup, run
+
+
+for _pat, _pname in ((PATTERN_9, "9"), (PATTERN_6, "6")):
+    for _jump in (True, False):
+        _name = f"ramp_fit_{_pname}res_{'jump' if _jump else 'nojump'}"
+        CASES[_name] = Case(
+            f"ols_cas22 fit of the 4088² science area, {_pname} resultants, jump detection {'on' if _jump else 'off'}",
+            *_fit_case(_pat, _jump), streamed=_cube_bytes, throughput=_pix_res)
+
+
+# ----------------------------------------------------------------------------- driver
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("case", choices=sorted(CASES))
+    ap.add_argument("--size", choices=sorted(SIZES), default="full")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args(argv)
+    c = CASES[args.case]
+    state = c.setup(SIZES[args.size], args.threads)
+    walls, cpus = [], []
+    for _ in range(args.repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        c.run(state)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    med = statistics.median(walls)
+    out = {
+        "case": args.case, "what": c.what, "threads": args.threads, "size": args.size,
+        "wall_s": {"median": med, "min": min(walls), "max": max(walls)},
+        "cpu_s": cpus[walls.index(sorted(walls)[len(walls) // 2])],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    if c.throughput:
+        out["throughput"], out["unit"] = c.throughput(state, med)
+    if c.streamed:
+        out["bytes_streamed"] = int(c.streamed(state))
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sys.exit(main())
