@@ -16,7 +16,10 @@ from .datamodels import (  # noqa: E402
     open,
 )
 
+from . import steps  # noqa: E402
+from .pipeline import ExposurePipeline, MosaicPipeline  # noqa: E402
+
 __all__ = [
-    "__version__", "dq", "errors", "open", "DataModel", "ScienceRawModel", "RampModel",
-    "ImageModel", "MosaicModel",
+    "__version__", "dq", "errors", "open", "steps", "DataModel", "ScienceRawModel", "RampModel",
+    "ImageModel", "MosaicModel", "ExposurePipeline", "MosaicPipeline",
 ]
