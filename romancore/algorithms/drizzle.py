@@ -72,6 +72,14 @@ def _num_threads(num_threads):
     return int(num_threads)
 
 
+# below this many pixels a parallel region costs more than it saves
+_MIN_PARALLEL_PIXELS = 1 << 16
+
+
+def _threads_for(npix, num_threads):
+    return 1 if npix < _MIN_PARALLEL_PIXELS else num_threads
+
+
 def _as_image(name, arr, shape=None, dtype=np.float32):
     arr = np.asarray(arr)
     if arr.ndim != 2:
@@ -428,8 +436,9 @@ class Drizzler:
         """One kernel pass.  Returns (n_hit, window, aux_sum, aux_wht)."""
         code = _kern.KERNEL_CODES[kernel]
         ny, nx = self.out_shape
+        nthreads = _threads_for(data.size, self.num_threads)
         jmin, jmax, imin, imax, reach = _kern.footprint_rows(
-            data, weight, pixmap, code, pixfrac, pscale, ny, nx, self.num_threads
+            data, weight, pixmap, code, pixfrac, pscale, ny, nx, nthreads
         )
         touched = jmax >= jmin
         if not touched.any():
@@ -447,7 +456,7 @@ class Drizzler:
         else:
             aux_in, aux_sum, aux_wht = np.zeros((0, 1, 1), np.float32), self._dummy3, self._dummy2
         do_ctx = do_main and self.context is not None
-        nbands = 1 if self.num_threads == 1 else 4 * self.num_threads
+        nbands = 1 if nthreads == 1 else 4 * nthreads
         nbands = min(nbands, y1 - y0 + 1)
         n_hit = _kern.drizzle_add(
             data, weight, pixmap,
@@ -456,7 +465,7 @@ class Drizzler:
             jmin, jmax, reach, self._lut,
             code, pixfrac, pscale, iscale,
             ctx_plane, ctx_bit, do_main, do_ctx, want_aux,
-            x0, y0, y0, y1, nbands, self.num_threads,
+            x0, y0, y0, y1, nbands, nthreads,
         )
         window = (slice(y0, y1 + 1), slice(x0, x1 + 1))
         return n_hit, window, (aux_sum if want_aux else None), (aux_wht if want_aux else None)
@@ -609,7 +618,8 @@ class Drizzler:
         The accumulators stay valid: more images may be added afterwards.
         """
         if self.fillval is not None:
-            _kern.fill_empty(self.data, self.weight, np.float32(self.fillval), self.num_threads)
+            _kern.fill_empty(self.data, self.weight, np.float32(self.fillval),
+                             _threads_for(self.data.size, self.num_threads))
         variances = {}
         psr = self.pixel_scale_ratio if self.pixel_scale_ratio is not None else 1.0
         for name in self.variance_planes:
@@ -790,4 +800,5 @@ def blot(median, pixmap, out_shape=None, *, fillval=np.nan, iscale: float = 1.0,
     fill = _parse_fillval(fillval)
     if fill is None:
         raise ParameterError("blot needs a numeric fillval")
-    return _kern.blot(median, pixmap, float(iscale), np.float32(fill), _num_threads(num_threads))
+    nthreads = _threads_for(pixmap.shape[0] * pixmap.shape[1], _num_threads(num_threads))
+    return _kern.blot(median, pixmap, float(iscale), np.float32(fill), nthreads)
