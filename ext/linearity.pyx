@@ -14,7 +14,7 @@ OR the reference DQ into ``pixeldq`` and clip |R| > ``clip`` with DO_NOT_USE.
 import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange
-from libc.math cimport isnan, fabs
+from libc.math cimport isnan
 from libc.stdlib cimport malloc, free
 
 ctypedef cnp.uint8_t u8
@@ -27,27 +27,32 @@ cdef enum:
     G_SAT = 2
 
 
-cdef inline double _horner(const float[:, :, ::1] c, Py_ssize_t y, Py_ssize_t x,
-                           double v, int benign) noexcept nogil:
+cdef inline double _horner(const double *c, Py_ssize_t n, double v) noexcept nogil:
+    """sum_k c[k] v^k (n coefficients); n == 0 means benign (identity)."""
     cdef Py_ssize_t k
     cdef double acc
-    if benign:
+    if n == 0:
         return v
-    acc = c[c.shape[0] - 1, y, x]
-    for k in range(c.shape[0] - 2, -1, -1):
-        acc = acc * v + c[k, y, x]
+    acc = c[n - 1]
+    for k in range(n - 2, -1, -1):
+        acc = acc * v + c[k]
     return acc
 
 
-cdef inline int _status(const float[:, :, ::1] c, Py_ssize_t y, Py_ssize_t x,
-                        u32 refdq, u32 nolin_bit) noexcept nogil:
-    """0: use coefficients; 1: benign (flagged in the reference);
-    2: benign and flag NO_LIN_CORR (NaN coefficient or zero linear term)."""
-    cdef Py_ssize_t k
-    for k in range(c.shape[0]):
-        if isnan(c[k, y, x]):
-            return 2
-    if c.shape[0] < 2 or c[1, y, x] == 0:
+cdef inline int _load(const float[:, :, ::1] c, Py_ssize_t y, Py_ssize_t x,
+                      u32 refdq, u32 nolin_bit, double *buf) noexcept nogil:
+    """Copy the pixel's coefficients to ``buf`` and classify them.
+
+    0: use them; 1: benign (flagged NO_LIN_CORR in the reference);
+    2: benign and flag NO_LIN_CORR (NaN coefficient or zero linear term).
+    """
+    cdef Py_ssize_t k, n = c.shape[0]
+    cdef int bad = 0
+    for k in range(n):
+        buf[k] = c[k, y, x]
+        if isnan(buf[k]):
+            bad = 1
+    if bad or n < 2 or buf[1] == 0:
         return 2
     if (refdq & nolin_bit) != 0:
         return 1
@@ -92,18 +97,23 @@ def classic(
 ):
     """R <- L(R) for every non-SATURATED resultant, in place."""
     cdef Py_ssize_t nres = data.shape[0], ny = data.shape[1], nx = data.shape[2]
+    cdef Py_ssize_t ncoef = coeffs.shape[0]
     cdef Py_ssize_t y, x, g
     cdef int st
-    for y in prange(ny, nogil=True, schedule="static"):
-        for x in range(nx):
-            st = _status(coeffs, y, x, lin_dq[y, x], nolin_bit)
-            pixeldq[y, x] = pixeldq[y, x] | lin_dq[y, x]
-            if st == 2:
-                pixeldq[y, x] = pixeldq[y, x] | nolin_bit
-            for g in range(nres):
-                if st == 0 and (groupdq[g, y, x] & G_SAT) == 0:
-                    data[g, y, x] = <float>_horner(coeffs, y, x, data[g, y, x], 0)
-                _clip(data, groupdq, g, y, x, clip)
+    cdef double *cb
+    with nogil:
+        for y in prange(ny, schedule="static"):
+            cb = <double *>malloc(ncoef * sizeof(double))
+            for x in range(nx):
+                st = _load(coeffs, y, x, lin_dq[y, x], nolin_bit, cb)
+                pixeldq[y, x] = pixeldq[y, x] | lin_dq[y, x]
+                if st == 2:
+                    pixeldq[y, x] = pixeldq[y, x] | nolin_bit
+                for g in range(nres):
+                    if st == 0 and (groupdq[g, y, x] & G_SAT) == 0:
+                        data[g, y, x] = <float>_horner(cb, ncoef, data[g, y, x])
+                    _clip(data, groupdq, g, y, x, clip)
+            free(cb)
 
 
 def read_level(
@@ -132,6 +142,9 @@ def read_level(
     cdef Py_ssize_t nreads = reads.shape[0]
     cdef Py_ssize_t y, x, g, k, last, nunsat, ch
     cdef int st, ist
+    cdef Py_ssize_t ncoef = coeffs.shape[0], nicoef = icoeffs.shape[0], nl, nil
+    cdef double *cb
+    cdef double *icb
     cdef double f, z, slope, m0, mlast, shift, acc, v
     cdef int use_inl = inl_value.shape[0] > 0
     cdef double *raw
@@ -147,9 +160,13 @@ def read_level(
         with nogil:
             for y in prange(ny, schedule="static"):
                 raw = <double *>malloc(nreads * sizeof(double))
+                cb = <double *>malloc(ncoef * sizeof(double))
+                icb = <double *>malloc(nicoef * sizeof(double))
                 for x in range(nx):
-                    st = _status(coeffs, y, x, lin_dq[y, x], nolin_bit)
-                    ist = _status(icoeffs, y, x, ilin_dq[y, x], nolin_bit)
+                    st = _load(coeffs, y, x, lin_dq[y, x], nolin_bit, cb)
+                    ist = _load(icoeffs, y, x, ilin_dq[y, x], nolin_bit, icb)
+                    nl = ncoef if st == 0 else 0
+                    nil = nicoef if ist == 0 else 0
                     pixeldq[y, x] = pixeldq[y, x] | lin_dq[y, x] | ilin_dq[y, x]
                     if st == 2 or ist == 2:
                         pixeldq[y, x] = pixeldq[y, x] | nolin_bit
@@ -163,10 +180,10 @@ def read_level(
                     last = nunsat - 1
                     f = data[0, y, x]
                     if (groupdq[0, y, x] & G_SAT) == 0:
-                        f = _horner(coeffs, y, x, f, st != 0)
+                        f = _horner(cb, nl, f)
                     z = data[last, y, x]
                     if (groupdq[last, y, x] & G_SAT) == 0:
-                        z = _horner(coeffs, y, x, z, st != 0)
+                        z = _horner(cb, nl, z)
                     m0 = means[0]
                     mlast = means[last]
                     slope = (z - f) / (mlast - m0)
@@ -175,7 +192,7 @@ def read_level(
                         if (groupdq[g, y, x] & G_SAT) == 0:
                             acc = 0
                             for k in range(starts[g], starts[g + 1]):
-                                raw[k] = _horner(icoeffs, y, x, f + slope * (reads[k] - m0), ist != 0)
+                                raw[k] = _horner(icb, nil, f + slope * (reads[k] - m0))
                                 acc = acc + raw[k]
                             shift = data[g, y, x] - acc / (starts[g + 1] - starts[g])
                             acc = 0
@@ -183,9 +200,11 @@ def read_level(
                                 v = raw[k] + shift
                                 if use_inl:
                                     v = v + _interp(v, inl_value, inl_correction, ch)
-                                acc = acc + _horner(coeffs, y, x, v, st != 0)
+                                acc = acc + _horner(cb, nl, v)
                             data[g, y, x] = <float>(acc / (starts[g + 1] - starts[g]))
                         _clip(data, groupdq, g, y, x, clip)
                 free(raw)
+                free(cb)
+                free(icb)
     finally:
         free(means)

@@ -33,6 +33,7 @@ import logging
 import numpy as np
 import scipy.fft
 
+from .._ext import refpix as _kernel
 from ..dq import pixel
 from ..errors import ParameterError
 from .dq_init import check_array, check_ramp
@@ -60,12 +61,11 @@ def _channel_view(frame: np.ndarray, c: int, w: int) -> np.ndarray:
     return view[:, ::-1] if c % 2 else view
 
 
-def _trend(values: np.ndarray, t: np.ndarray, nref: int):
-    """Least-squares line (m, b) of ``values`` against time ``t`` on the non-zero
-    pixels of the first and last ``nref`` rows, or None if there are none."""
-    rows = np.r_[0:nref, values.shape[0] - nref:values.shape[0]]
-    y = values[rows].astype(np.float64).ravel()
-    x = t[rows].ravel()
+def _trend(values: np.ndarray, t: np.ndarray):
+    """Least-squares line (m, b) of ``values`` against time ``t`` over the non-zero
+    values (the reference rows of one channel), or None if there are none."""
+    y = values.astype(np.float64).ravel()
+    x = t.ravel()
     keep = y != 0
     if not keep.any():
         return None
@@ -176,15 +176,20 @@ def correct_refpix(
     if remove_offset:
         off_data = np.mean(data, axis=0, dtype=np.float64).astype(np.float32)
         off_amp = np.mean(a33, axis=0, dtype=np.float64).astype(np.float32)
-        for f in range(nres):
-            data[f] -= off_data
         a33 -= off_amp
+    else:
+        off_data = np.zeros((1, 1), dtype=np.float32)  # not read by the kernel
 
-    t = (np.arange(ny)[:, None] * row_len + np.arange(w)[None, :]) - (length - 1) / 2.0
+    t_center = (length - 1) / 2.0
+    t = (np.arange(ny)[:, None] * row_len + np.arange(w)[None, :]) - t_center
+    refrows = np.r_[0:N_REF, ny - N_REF:ny]
+    t_ref = t[refrows]
     pad_mask = np.zeros((ny, row_len), dtype=bool)
     pad_mask[:, w:] = True
     pad_mask = pad_mask.ravel()
     norm = row_len / N_REF
+    coefs32 = {k: v.astype(np.complex64) for k, v in coefs.items()}
+    corr = np.empty((N_CHANNELS, length), dtype=np.float32)
 
     for f in range(nres):
         frame = data[f]
@@ -192,7 +197,7 @@ def correct_refpix(
         amp = np.zeros((ny, row_len), dtype=np.float32)
         amp[:, :w] = a33[f]
         if remove_trends:
-            fit = _trend(amp[:, :w], t, N_REF)
+            fit = _trend(amp[refrows, :w], t_ref)
             if fit is not None:
                 sub = amp[:, :w]
                 nz = sub != 0
@@ -204,37 +209,47 @@ def correct_refpix(
             flat = _fft_fill_pads(flat, pad_mask, N_FFT_ITERATIONS)
         a33[f] = flat.reshape(ny, row_len)[:, :w]
 
-        # science channels: trends first (the left/right columns feed the correction)
-        trends = [None] * N_CHANNELS
+        # science channels: trend lines from the offset-free reference rows
+        ref = frame[refrows]
+        if remove_offset:
+            ref = ref - off_data[refrows]
+        slope = np.zeros(N_CHANNELS)
+        intercept = np.zeros(N_CHANNELS)
         if remove_trends:
             for c in range(N_CHANNELS):
-                view = _channel_view(frame, c, w)
-                trends[c] = _trend(view, t, N_REF)
-                if trends[c] is not None:
-                    m, b = trends[c]
-                    view -= np.where(view != 0, m * t + b, 0.0).astype(np.float32)
-        left = np.zeros((ny, row_len), dtype=np.float64)
-        left[:, :N_REF] = _channel_view(frame, 0, w)[:, :N_REF]
-        right = np.zeros((ny, row_len), dtype=np.float64)
-        right[:, :N_REF] = _channel_view(frame, N_CHANNELS - 1, w)[:, :N_REF]
-        lhat = scipy.fft.rfft(left.ravel() / length, workers=fft_workers) * norm
-        rhat = scipy.fft.rfft(right.ravel() / length, workers=fft_workers) * norm
-        ahat = scipy.fft.rfft(flat.astype(np.float64) / length, workers=fft_workers)
+                fit = _trend(_channel_view(ref, c, w), t_ref)
+                if fit is not None:
+                    slope[c], intercept[c] = fit
+        # left / right reference columns after offset and trend removal
+        edges = []
+        for c in (0, N_CHANNELS - 1):
+            cols = _channel_view(frame, c, w)[:, :N_REF].astype(np.float32)
+            if remove_offset:
+                cols = (cols - _channel_view(off_data, c, w)[:, :N_REF]).astype(np.float32)
+            if remove_trends:
+                nz = cols != 0
+                cols[nz] = (cols - (slope[c] * t[:, :N_REF] + intercept[c]))[nz].astype(np.float32)
+            padded = np.zeros((ny, row_len), dtype=np.float64)
+            padded[:, :N_REF] = cols
+            edges.append(padded.ravel())
+        lhat = (scipy.fft.rfft(edges[0] / length, workers=fft_workers) * norm).astype(np.complex64)
+        rhat = (scipy.fft.rfft(edges[1] / length, workers=fft_workers) * norm).astype(np.complex64)
+        ahat = scipy.fft.rfft(flat.astype(np.float64) / length, workers=fft_workers).astype(np.complex64)
+        scale = np.float32(2 * nfreq)
         for c0 in range(0, N_CHANNELS, _CHUNK):
             sl = slice(c0, min(c0 + _CHUNK, N_CHANNELS))
-            spec = lhat * coefs["gamma"][sl] + rhat * coefs["zeta"][sl] + ahat * coefs["alpha"][sl]
-            spec *= 2 * nfreq
-            corr = scipy.fft.irfft(spec, n=length, axis=-1, workers=fft_workers)
+            spec = lhat * coefs32["gamma"][sl]
+            spec += rhat * coefs32["zeta"][sl]
+            spec += ahat * coefs32["alpha"][sl]
+            spec *= scale
+            corr[sl] = scipy.fft.irfft(spec, n=length, axis=-1, workers=fft_workers)
             del spec
-            corr = corr.reshape(-1, ny, row_len)
-            for i, c in enumerate(range(sl.start, sl.stop)):
-                view = _channel_view(frame, c, w)
-                view -= corr[i, :, :w].astype(np.float32)
-            del corr
+        _kernel.correct_frame(
+            frame, off_data, slope, intercept, corr, w, row_len, t_center,
+            bool(remove_offset), bool(remove_trends), True,
+        )
 
     if remove_offset:
-        for f in range(nres):
-            data[f] += off_data
         a33 += off_amp
     np.abs(a33, out=a33)
     np.minimum(a33, 65535.0, out=a33)
