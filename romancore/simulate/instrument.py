@@ -291,18 +291,20 @@ class DetectorGeometry:
         shift_out = models.Shift(self.v2_ref) & models.Shift(self.v3_ref)
         forward = shift_in | poly | shift_out
 
-        # Fitted inverse on a grid.
+        # Fitted inverse on a grid, in V2/V3 offsets scaled to about ±1 (well conditioned).
         from astropy.modeling import fitting
 
+        scale = self.nside * PLATE_SCALE / 2.0
         g = np.linspace(-0.5, self.nside - 0.5, 41)
         gx, gy = np.meshgrid(g, g)
         v2, v3 = self.pixel_to_v2v3(gx, gy)
-        d2 = (v2 - self.v2_ref).ravel()
-        d3 = (v3 - self.v3_ref).ravel()
+        d2 = (v2 - self.v2_ref).ravel() / scale
+        d3 = (v3 - self.v3_ref).ravel() / scale
         fitter = fitting.LinearLSQFitter()
         px = fitter(models.Polynomial2D(5), d2, d3, (gx - self.x_ref).ravel())
         py = fitter(models.Polynomial2D(5), d2, d3, (gy - self.y_ref).ravel())
         inverse = ((models.Shift(-self.v2_ref) & models.Shift(-self.v3_ref))
+                   | (models.Scale(1 / scale) & models.Scale(1 / scale))
                    | models.Mapping((0, 1, 0, 1)) | px & py
                    | models.Shift(self.x_ref) & models.Shift(self.y_ref))
         forward.inverse = inverse

@@ -184,6 +184,24 @@ def write_darkdecaysignal(refdir: Path, detectors) -> cc.CacheEntry:
     return cc.CacheEntry("darkdecaysignal", name, USEAFTER, {})
 
 
+def write_skycells(refdir: Path, center, radius_deg: float) -> cc.CacheEntry:
+    """SKYCELLS reference covering a cone (romancore.skycells' tessellation, only the
+    projection regions within ``radius_deg`` of ``center``)."""
+    from .. import datamodels as dm
+    from ..skycells import make_skycell_table
+
+    table = make_skycell_table(center=(float(center[0]), float(center[1])), radius=float(radius_deg))
+    meta = {"reftype": "SKYCELLS", "author": "romancore.simulate",
+            "description": f"Skycells of the projection regions within {radius_deg:.3f} deg of "
+                           f"({center[0]:.5f}, {center[1]:.5f})",
+            "pedigree": "DUMMY", "useafter": Time(USEAFTER.replace(" ", "T"), scale="utc"),
+            **table.meta}
+    name = "roman_wfi_skycells_0001.asdf"
+    dm.SkycellsRefModel.create_minimal(meta=meta, projection_regions=table.projection_regions,
+                                       skycells=table.skycells).save(refdir / name, overwrite=True)
+    return cc.CacheEntry("skycells", name, USEAFTER, {})
+
+
 # ---------------------------------------------------------------------------------------------
 # Exposures
 
@@ -402,6 +420,11 @@ def make_dataset(out, *, detectors=("WFI01",), n_exposures: int = 4, optical_ele
         entries += write_reference_files(truth, opt, refdir, serial)
         log(f"references for {det}/{opt} -> {refdir}")
     entries.append(write_darkdecaysignal(refdir, detectors))
+    corners = np.concatenate([np.stack(footprint(DetectorGeometry(d, nside=nside), t), axis=1)
+                              for d in detectors for _, t, _ in pointings])
+    c_ra, c_dec = (float(v) for v in v2v3_to_sky(base, *BORESIGHT_V2V3))
+    xi, eta = _tangent_offsets(corners[:, 0], corners[:, 1], c_ra, c_dec)
+    entries.append(write_skycells(refdir, (c_ra, c_dec), float(np.hypot(xi, eta).max()) + 0.05))
     env = cc.write_crds_cache(cache, entries)
     log(f"CRDS cache -> {cache}")
 
