@@ -433,7 +433,7 @@ cdef i64 _process_band(const Job* job, Py_ssize_t by0, Py_ssize_t by1) noexcept 
             if i0 > i1 or j0 > j1:
                 continue
             # a pixel spanning several bands is counted by the band of its first row
-            first_band = j0 >= by0
+            first_band = j0 >= by0 and j0 <= by1
             if j0 < by0:
                 j0 = by0
             if j1 > by1:

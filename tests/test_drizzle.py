@@ -239,6 +239,14 @@ def test_zero_weight_deposits_nothing():
     assert np.isnan(res.data[:, 12:]).all() and (res.weight[:, 12:] == 0).all()
 
 
+def test_hit_count_every_pixel_inside():
+    shape = (300, 300)  # large enough for the multi-threaded band split
+    pm = affine_pixmap(shape, scale=0.8, theta=0.3, shift=(150.0, 10.0))
+    for kernel in CONSERVING:
+        d = Drizzler((600, 600), kernel=kernel, num_threads=2, pixel_scale_ratio=0.8)
+        assert d.add_image(np.ones(shape), None, pm) == shape[0] * shape[1]
+
+
 def test_more_than_32_inputs_use_second_plane():
     shape = (4, 4)
     out_shape = (10, 10)
@@ -288,11 +296,15 @@ def test_threads_do_not_change_results():
     data = rng.random(shape).astype(np.float32)
     pm = affine_pixmap(shape, scale=0.9, theta=0.8, shift=(200.0, -10.0))
     outs = []
+    hit_counts = []
     for nt in (1, 2, 3):
         d = Drizzler((400, 420), num_threads=nt, variance_planes=("var_rnoise",), exptime_map=True)
-        for k in range(3):
-            d.add_image(data + k, None, pm + k * 0.37, variances={"var_rnoise": data + 1}, exptime=10.0)
+        hits = [d.add_image(data + k, None, pm + k * 0.37, variances={"var_rnoise": data + 1}, exptime=10.0)
+                for k in range(3)]
         outs.append(d.finalize())
+        hit_counts.append(hits)
+    assert hit_counts[1] == hit_counts[0] == hit_counts[2]
+    assert 0 < hit_counts[0][0] <= data.size
     for r in outs[1:]:
         assert np.array_equal(r.data, outs[0].data, equal_nan=True)
         assert np.array_equal(r.weight, outs[0].weight)
