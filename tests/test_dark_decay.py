@@ -75,7 +75,9 @@ def test_dark_decay_zero_amplitude_is_identity_and_bad_inputs():
     with pytest.raises(ParameterError, match="detector must be"):
         subtract_dark_decay(data, [[1], [2]], FT, 1.0, 1.0, "WFI19")
     with pytest.raises(ParameterError, match="shape must be"):
-        subtract_dark_decay(np.ones((2, 8, 100), np.float32), [[1], [2]], FT, 1.0, 1.0, "WFI01")
+        frame_read_times("WFI01", (0, 128))
+    small = frame_read_times("WFI01", (8, 64))  # subarrays: first columns of channel 0
+    assert small[-1, 63] == pytest.approx(63 * PIXEL_CLOCK)
     assert detector_number("wfi09") == 9 and detector_number(18) == 18
 
 
