@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from ..errors import ParameterError
+
 __all__ = ["photometry_for_filter", "MJY_SR_TO_UJY_ARCSEC2", "SR_TO_ARCSEC2"]
 
 #: 1 sr in arcsec²
@@ -20,12 +24,17 @@ def _number(row, key):
     value = row.get(key) if hasattr(row, "get") else None
     if value is None:
         return None
-    value = float(value.value if hasattr(value, "value") else value)
+    arr = np.asarray(getattr(value, "value", value), dtype=float)  # Quantity or number
+    if arr.size != 1:
+        raise ParameterError(f"PHOTOM {key} must be a scalar, got an array of shape {arr.shape}")
+    value = float(arr.reshape(-1)[0])
     return value if math.isfinite(value) else None
 
 
 def photometry_for_filter(phot_table, optical_element: str) -> dict | None:
     """``meta.photometry`` values for ``optical_element``, or None when the table lacks it."""
+    if hasattr(phot_table, "to_dict"):
+        phot_table = phot_table.to_dict()
     row = phot_table.get(str(optical_element).upper()) if hasattr(phot_table, "get") else None
     if row is None:
         return None

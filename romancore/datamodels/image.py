@@ -146,13 +146,30 @@ class ImageCalibration:
                 basic[key] = getattr(self.meta, key).to_dict()
         catalog = ImageSourceCatalogModel.create_minimal(meta=dict(basic, model_type="ImageSourceCatalogModel"))
         catalog.source_catalog = result.catalog
-        segm = SegmentationMapModel.create_minimal(meta=dict(basic, model_type="SegmentationMapModel"))
-        segm.data = result.segmentation.astype(np.uint32, copy=False)
-        segm.detection_image = np.asarray(result.detection_image, dtype=np.float32)
+        segm = SegmentationMapModel.create_minimal(
+            meta=dict(basic, model_type="SegmentationMapModel"),
+            data=result.segmentation.astype(np.uint32, copy=False),
+            detection_image=np.asarray(result.detection_image, dtype=np.float32))
         self.meta.source_catalog.tweakreg_catalog_name = "?"
         self._catalog = catalog
         self.meta.cal_step.source_catalog = "COMPLETE"
         return catalog, segm
+
+    def wcs_product(self):
+        """The ``_wcs`` product: the final L2 gwcs and the L1 gwcs (with the 4-pixel border)."""
+        from ..errors import RomancoreError
+        from ..wcs import l1_wcs_from_l2
+        from .models import WfiWcsModel
+
+        wcs = self.meta.get("wcs")
+        if wcs is None:
+            raise RomancoreError("this image has no WCS (run assign_wcs first): no _wcs product")
+        meta = {k: v for k, v in self.meta.to_dict().items() if k != "wcs"}
+        meta["model_type"] = "WfiWcsModel"
+        product = WfiWcsModel.create_minimal(meta=meta)
+        product.wcs_l2 = wcs
+        product.wcs_l1 = l1_wcs_from_l2(wcs)
+        return product
 
     # ---------------------------------------------------------------- helpers
     def _ensure_float32(self, *names):

@@ -139,6 +139,45 @@ class RampCalibration:
         _set_step(self, "refpix")
         return self
 
+    def dark_decay(self, darkdecaysignal_ref=None):
+        """Subtract the dark-decay signal ``A exp(-t/tau)`` of this detector (ALGORITHMS.md §5.2).
+
+        ``decay_table`` of the DARKDECAYSIGNAL reference maps the detector name to
+        ``amplitude`` (DN) and ``time_constant`` (s).  Without a reference (or without a row
+        for the detector) the step is recorded as SKIPPED.
+        """
+        from ..algorithms.dark_decay import subtract_dark_decay
+
+        detector = self.meta.instrument.detector
+        row = None
+        if darkdecaysignal_ref is not None:
+            table = darkdecaysignal_ref.decay_table
+            table = table.to_dict() if hasattr(table, "to_dict") else dict(table)
+            row = table.get(detector, table.get(detector.lower()))
+        if row is None:
+            log.info("dark_decay: no decay signal for %s; step skipped", detector)
+            _set_step(self, "dark_decay", "SKIPPED")
+            return self
+        subtract_dark_decay(self.data, self.meta.exposure.read_pattern, float(self.meta.exposure.frame_time),
+                            float(row["amplitude"]), float(row["time_constant"]), detector)
+        _set_step(self, "dark_decay")
+        return self
+
+    def wfi18_transient(self, *, mask_rows: int | None = None):
+        """Remove (or mask) the first-resultant transient of WFI18; other detectors: SKIPPED."""
+        from ..algorithms.dark_decay import WFI18_MASK_ROWS, correct_wfi18_transient
+
+        detector = self.meta.instrument.detector
+        if str(detector).upper() != "WFI18":
+            _set_step(self, "wfi18_transient", "SKIPPED")
+            return self
+        how = correct_wfi18_transient(
+            self.data, self.groupdq, self.meta.exposure.read_pattern, float(self.meta.exposure.frame_time),
+            detector, mask_rows=WFI18_MASK_ROWS if mask_rows is None else mask_rows)
+        log.info("wfi18_transient: %s", how)
+        _set_step(self, "wfi18_transient")
+        return self
+
     def linearity(self, linearity_ref, inverselinearity_ref=None, integralnonlinearity_ref=None):
         """Non-linearity correction: read-level when the inverse linearity is given, else classic."""
         from ..algorithms.linearity import correct_linearity

@@ -216,6 +216,9 @@ class ExposurePipeline(Pipeline):
             if can_align:
                 align.append(idx)
         self._tweakreg(images, align, provider, params)
+        for image, prods in zip(images, products, strict=True):
+            if get_meta(image, "wcs") is not None:
+                prods["wcs"] = image.wcs_product()  # after tweakreg: the final WCS
         if params["save_results"] or params["output_file"]:
             for image, prods in zip(images, products, strict=True):
                 self.save_products(image, prods, params)

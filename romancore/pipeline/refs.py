@@ -92,18 +92,26 @@ def crds_lookup(parameters: dict, reftypes: list[str], context: str | None = Non
 
     out: dict[str, str] = {}
     params = {str(k).lower(): v for k, v in parameters.items()}
-    for rt in reftypes:
-        try:
-            got = crds.getreferences(params, reftypes=[rt], context=context, observatory="roman")
-        except CrdsError as exc:
-            log.debug("CRDS has no %s: %s", rt, exc)
-            continue
-        except OSError as exc:
-            raise ReferenceFileError(f"CRDS lookup of {rt!r} failed: {exc}") from exc
-        val = got.get(rt)
-        if val is None:
-            continue
-        out[rt] = NOT_APPLICABLE if str(val).upper().startswith("NOT FOUND N/A") or val == "N/A" else val
+    # crds logs its own "CRDS - ERROR" lines for types a context cannot select; a type we
+    # cannot get is reported by our own message (or is optional), so keep crds quiet here.
+    crds_logger = logging.getLogger("CRDS")
+    level = crds_logger.level
+    crds_logger.setLevel(logging.CRITICAL)
+    try:
+        for rt in reftypes:
+            try:
+                got = crds.getreferences(params, reftypes=[rt], context=context, observatory="roman")
+            except CrdsError as exc:
+                log.debug("CRDS has no %s: %s", rt, exc)
+                continue
+            except OSError as exc:
+                raise ReferenceFileError(f"CRDS lookup of {rt!r} failed: {exc}") from exc
+            val = got.get(rt)
+            if val is None:
+                continue
+            out[rt] = NOT_APPLICABLE if str(val).upper().startswith("NOT FOUND N/A") or val == "N/A" else val
+    finally:
+        crds_logger.setLevel(level)
     return out
 
 

@@ -61,7 +61,7 @@ class DarkDecayStep(Step):
     class_alias = "dark_decay"
     method = "dark_decay"
     input_kind = "ramp"
-    reference_types = (RefType("darkdecaysignal"),)
+    reference_types = (RefType("darkdecaysignal", optional=True),)
     cal_step = "dark_decay"
 
 
