@@ -209,8 +209,12 @@ class ExposurePipeline(Pipeline):
         images = ModelContainer(on_disk=params["on_disk"])
         products: list[dict] = []
         align: list[int] = []
+        from romancore.progress import Progress
+
+        progress = Progress(len(exposures), "exposures")
         for idx, model in enumerate(exposures):
             image, prods, can_align = self._process_exposure(model, provider, params)
+            progress.advance()
             images.append(image)
             products.append(prods)
             if can_align:
