@@ -39,6 +39,8 @@ def main(argv=None) -> int:
                             help="rms pointing error of exposures 2.. in arcsec (default %(default)s)")
         parser.add_argument("--cr-rate", type=float, default=5.0,
                             help="cosmic-ray hits per cm^2 per s (default %(default)s)")
+        parser.add_argument("--no-readout-drift", action="store_true",
+                            help="leave out per-read readout drifts (for runs that skip refpix)")
         parser.add_argument("--ra", type=float, default=270.0, help="field RA in degrees")
         parser.add_argument("--dec", type=float, default=66.0, help="field Dec in degrees")
         parser.add_argument("--roll", type=float, default=0.0, help="V3 position angle in degrees")
@@ -60,7 +62,7 @@ def main(argv=None) -> int:
                                 optical_element=args.filter, size=args.size,
                                 ma_table=args.ma_table, seed=args.seed, ra=args.ra, dec=args.dec,
                                 roll=args.roll, pointing_error_arcsec=args.pointing_error,
-                                cr_rate=args.cr_rate)
+                                cr_rate=args.cr_rate, readout_drift=not args.no_readout_drift)
         print("environment for offline CRDS:")
         for k, v in manifest["crds_env"].items():
             print(f"  export {k}={v}")

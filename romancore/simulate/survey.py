@@ -256,7 +256,7 @@ def l1_meta(*, detector, optical_element, ma: MATable, start_time: Time, visit: 
 
 def simulate_exposure(path: Path, *, truth: DetectorTruth, optical_element: str, ma: MATable,
                       sources: np.ndarray, true_attitude, meta: dict, sky_rate: float,
-                      rng: np.random.Generator, cr_rate: float = 5.0):
+                      rng: np.random.Generator, cr_rate: float = 5.0, readout_drift: bool = True):
     """Render the scene, simulate the ramps and write one L1 file. Returns
     (path, truth table, cosmic-ray table)."""
     from .. import datamodels as dm
@@ -287,7 +287,7 @@ def simulate_exposure(path: Path, *, truth: DetectorTruth, optical_element: str,
         pedestal=both(truth.pedestal, truth.amp33_pedestal),
         nonlinearity=both(truth.beta, pad),
         full_well=both(truth.full_well, np.full_like(pad, 1e9)),
-        cosmic_rays=crs, drift=truth.drift, rng=rng, out=[data, amp33],
+        cosmic_rays=crs, drift=truth.drift if readout_drift else None, rng=rng, out=[data, amp33],
     )
     del rate
     model = dm.ScienceRawModel.create_minimal(meta=meta, data=data, amp33=amp33)
@@ -323,8 +323,12 @@ def make_dataset(out, *, detectors=("WFI01",), n_exposures: int = 4, optical_ele
                  pointing_error_arcsec: float = 0.3, sky_rates=None,
                  stars_per_arcmin2: float | None = None, galaxies_per_arcmin2: float | None = None,
                  start_time: str = "2027-06-01T00:00:00", cr_rate: float = 5.0,
-                 log=print) -> dict:
-    """Write a complete simulated data set (see the module docstring). Returns the manifest."""
+                 readout_drift: bool = True, log=print) -> dict:
+    """Write a complete simulated data set (see the module docstring). Returns the manifest.
+
+    ``readout_drift=False`` leaves out the per-read channel offsets/trends and the common
+    readout wave (constant per-amplifier pedestals stay), for data that will be calibrated
+    without the refpix step."""
     out = Path(out)
     detectors = [check_detector(d) for d in detectors]
     if len(set(detectors)) != len(detectors) or not detectors:
@@ -442,7 +446,7 @@ def make_dataset(out, *, detectors=("WFI01",), n_exposures: int = 4, optical_ele
             path, tt, crt = simulate_exposure(out / f"{stem}_uncal.asdf", truth=truths[det],
                                               optical_element=opt, ma=ma, sources=sources,
                                               true_attitude=true, meta=meta, sky_rate=sky_rates[k],
-                                              rng=rng, cr_rate=cr_rate)
+                                              rng=rng, cr_rate=cr_rate, readout_drift=readout_drift)
             tt.meta["pointing_nominal"] = detector_wcsinfo(nominal, det)
             tt.meta["pointing_true"] = detector_wcsinfo(true, det)
             tt.write(out / "truth" / f"{stem}_truth.ecsv", overwrite=True)
@@ -462,7 +466,7 @@ def make_dataset(out, *, detectors=("WFI01",), n_exposures: int = 4, optical_ele
     manifest = {"uncal": uncal, "association": asn_path.name, "crds_env": env,
                 "references": {e.filename: {"reftype": e.reftype, **e.selectors} for e in entries},
                 "truth": "truth/", "refcat": "astrometric_refcat.ecsv", "seed": seed,
-                "ma_table": ma.name, "size": size, "optical_element": opt, "detectors": detectors}
+                "ma_table": ma.name, "size": size, "readout_drift": bool(readout_drift), "optical_element": opt, "detectors": detectors}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     log(f"association -> {asn_path}")
     return manifest
