@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .base import DataModel
 from .image import ImageCalibration
+from .mosaic import MosaicCalibration
 from .ramp import RampCalibration
 
 BORDER = 4
@@ -74,7 +75,7 @@ class ImageModel(ImageCalibration, DataModel):
         return special or super()._array_shape(name, sub, shape)
 
 
-class MosaicModel(DataModel):
+class MosaicModel(MosaicCalibration, DataModel):
     """Level 3 drizzled mosaic."""
 
     schema_name = "wfi_mosaic"

@@ -241,7 +241,8 @@ class SkyMatchStep(Step):
     )
 
 
-_KERNELS = ("square", "gaussian", "point", "tophat", "turbo", "lanczos2", "lanczos3")
+# "tophat" is not offered: the drizzle kernels do not implement it
+_KERNELS = ("square", "gaussian", "point", "turbo", "lanczos2", "lanczos3")
 
 
 class OutlierDetectionStep(Step):
@@ -268,15 +269,18 @@ class OutlierDetectionStep(Step):
         F("scale", "float_list", (0.5, 0.4), "Derivative scale factors (primary, neighbours).",
           length=2, min=0.0),
         F("backg", "float", 0.0, "Background subtracted before flagging."),
-        F("kernel_size", "int_list", (7, 7), "Size of the kernel used when resampling.",
-          length=2, min=1),
-        F("save_intermediate_results", "bool", False, "Write the median and blotted images."),
+        F("save_intermediate_results", "bool", False,
+          "Write the median (_median) and blotted (_blot) images to output_dir."),
         F("resample_data", "bool", True, "Resample the inputs before the median."),
         F("good_bits", "bits", "0", "DQ bits considered good when building masks."),
         F("allowed_memory", "float", None, "Fraction of free memory a resampled image may use.",
           nullable=True, min=0.0, exclusive_min=True),
-        F("in_memory", "bool", False, "Keep all intermediate products in memory."),
+        F("in_memory", "bool", False,
+          "Keep every resampled exposure group in memory (else memory-mapped temporary files)."),
         F("resample_on_skycell", "bool", True, "Use the skycell WCS named in the association."),
+        F("output_dir", "path", None,
+          "Directory for output files, including the intermediate products "
+          "(default: the association's directory, else the current directory).", nullable=True),
     )
 
 
@@ -303,12 +307,14 @@ class ResampleStep(Step):
         F("fillval", "str", "INDEF", "Value of output pixels without input ('INDEF' or a number)."),
         F("weight_type", "option", "ivm", "Weighting of input images.", choices=("ivm", "exptime")),
         F("single", "bool", False, "Resample each input to its own output."),
-        F("blendheaders", "bool", True, "Blend input metadata into the output."),
+        F("blendheaders", "bool", True, "Record per-input metadata in meta.individual_image_meta."),
         F("allowed_memory", "float", None, "Fraction of free memory the output may use.",
           nullable=True, min=0.0, exclusive_min=True),
-        F("in_memory", "bool", True, "Keep the inputs in memory."),
+        F("in_memory", "bool", True,
+          "With single=True keep every output in memory (else at most one, the rest in temporary files)."),
         F("good_bits", "bits", "~DO_NOT_USE+NON_SCIENCE", "DQ bits considered good."),
         F("resample_on_skycell", "bool", True, "Use the skycell WCS named in the association."),
+        F("include_var_flat", "bool", False, "Also resample var_flat."),
     )
 
 
