@@ -22,14 +22,30 @@ def test_terminal_bar_redraws_and_ends_with_newline():
     assert "1 of 3 exposures" in text and "ETA" in text
 
 
-def test_plain_lines_when_not_a_terminal(caplog):
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def test_plain_lines_when_not_a_terminal():
     out = io.StringIO()
-    with caplog.at_level(logging.INFO, logger="romancore.progress"):
+    logger = logging.getLogger("romancore.progress")
+    handler, level = _Collect(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
         p = Progress(2, "exposures", stream=out)
         p.advance()
         p.advance()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
     assert out.getvalue() == ""
-    lines = [r.getMessage() for r in caplog.records]
+    lines = [r.getMessage() for r in handler.records]
     assert lines[0].startswith("progress: 1 of 2 exposures") and lines[1].startswith("progress: 2 of 2")
 
 
