@@ -25,6 +25,7 @@ cnp.import_array()
 cdef enum:
     G_DNU = 1
     G_SAT = 2
+    _TILE = 256  # pixels per work tile of the read-level kernel (buffers stay in cache)
 
 
 cdef inline double _horner(const double *c, Py_ssize_t n, double v) noexcept nogil:
@@ -86,6 +87,27 @@ cdef inline void _clip(float[:, :, ::1] data, u8[:, :, ::1] groupdq, Py_ssize_t 
         groupdq[g, y, x] = groupdq[g, y, x] | G_DNU
 
 
+cdef inline double _horner_row(const double *c, Py_ssize_t n, Py_ssize_t nx, Py_ssize_t x,
+                               double v, int st) noexcept nogil:
+    """Polynomial of pixel x from row buffers ``c[j*nx + x]``."""
+    cdef Py_ssize_t j
+    cdef double acc = c[(n - 1) * nx + x]
+    for j in range(n - 2, -1, -1):
+        acc = acc * v + c[j * nx + x]
+    return acc
+
+
+cdef inline void _poly_rows(const double *c, Py_ssize_t n, Py_ssize_t stride, Py_ssize_t nt,
+                            const double *v, double *out) noexcept nogil:
+    """out[i] = sum_j c[j*stride + i] v[i]^j for i < nt (pixel loop innermost)."""
+    cdef Py_ssize_t j, i
+    for i in range(nt):
+        out[i] = c[(n - 1) * stride + i]
+    for j in range(n - 2, -1, -1):
+        for i in range(nt):
+            out[i] = out[i] * v[i] + c[j * stride + i]
+
+
 def classic(
     float[:, :, ::1] data,
     u8[:, :, ::1] groupdq,
@@ -137,17 +159,26 @@ def read_level(
     ``reads[starts[i]:starts[i+1]]`` are the read numbers of resultant i.
     ``inl_value`` (length 0 = no INL) is the INL lookup grid and
     ``inl_correction[ch]`` the correction of channel ``ch = x // channel_width``.
+
+    Needs at least 2 coefficient planes in both sets. Works in tiles of a row
+    with the pixel loop innermost (so the polynomial
+    evaluations vectorise); benign coefficients are substituted in row buffers.
     """
     cdef Py_ssize_t nres = data.shape[0], ny = data.shape[1], nx = data.shape[2]
-    cdef Py_ssize_t nreads = reads.shape[0]
-    cdef Py_ssize_t y, x, g, k, last, nunsat, ch
+    cdef Py_ssize_t ncoef = coeffs.shape[0], nicoef = icoeffs.shape[0]
+    cdef Py_ssize_t y, x, g, k, j, last, nunsat, kmax = 0, nk, x0, nt, i, tix
     cdef int st, ist
-    cdef Py_ssize_t ncoef = coeffs.shape[0], nicoef = icoeffs.shape[0], nl, nil
+    cdef double m0, rk, acc
+    cdef int use_inl = inl_value.shape[0] > 0
+    cdef double *buf
     cdef double *cb
     cdef double *icb
-    cdef double f, z, slope, m0, mlast, shift, acc, v
-    cdef int use_inl = inl_value.shape[0] > 0
-    cdef double *raw
+    cdef double *fb
+    cdef double *sb
+    cdef double *vb
+    cdef double *ab
+    cdef double *ob
+    cdef double *rawb
     cdef double *means = <double *>malloc(nres * sizeof(double))
     if means == NULL:
         raise MemoryError()
@@ -156,55 +187,84 @@ def read_level(
         for k in range(starts[g], starts[g + 1]):
             acc = acc + reads[k]
         means[g] = acc / (starts[g + 1] - starts[g])
+        if starts[g + 1] - starts[g] > kmax:
+            kmax = starts[g + 1] - starts[g]
+    m0 = means[0]
     try:
         with nogil:
             for y in prange(ny, schedule="static"):
-                raw = <double *>malloc(nreads * sizeof(double))
-                cb = <double *>malloc(ncoef * sizeof(double))
-                icb = <double *>malloc(nicoef * sizeof(double))
-                for x in range(nx):
-                    st = _load(coeffs, y, x, lin_dq[y, x], nolin_bit, cb)
-                    ist = _load(icoeffs, y, x, ilin_dq[y, x], nolin_bit, icb)
-                    nl = ncoef if st == 0 else 0
-                    nil = nicoef if ist == 0 else 0
-                    pixeldq[y, x] = pixeldq[y, x] | lin_dq[y, x] | ilin_dq[y, x]
-                    if st == 2 or ist == 2:
-                        pixeldq[y, x] = pixeldq[y, x] | nolin_bit
-                    nunsat = 0
+                buf = <double *>malloc((ncoef + nicoef + 5 + kmax) * _TILE * sizeof(double))
+                cb = buf
+                icb = cb + ncoef * _TILE
+                fb = icb + nicoef * _TILE
+                sb = fb + _TILE
+                vb = sb + _TILE
+                ab = vb + _TILE
+                ob = ab + _TILE
+                rawb = ob + _TILE
+                for tix in range((nx + _TILE - 1) // _TILE):
+                    x0 = tix * _TILE
+                    nt = nx - x0
+                    if nt > _TILE:
+                        nt = _TILE
+                    # coefficients (benign where unusable), DQ, F and the read slope
+                    for i in range(nt):
+                        x = x0 + i
+                        st = _load(coeffs, y, x, lin_dq[y, x], nolin_bit, vb)
+                        for j in range(ncoef):
+                            cb[j * _TILE + i] = vb[j] if st == 0 else (1.0 if j == 1 else 0.0)
+                        ist = _load(icoeffs, y, x, ilin_dq[y, x], nolin_bit, vb)
+                        for j in range(nicoef):
+                            icb[j * _TILE + i] = vb[j] if ist == 0 else (1.0 if j == 1 else 0.0)
+                        pixeldq[y, x] = pixeldq[y, x] | lin_dq[y, x] | ilin_dq[y, x]
+                        if st == 2 or ist == 2:
+                            pixeldq[y, x] = pixeldq[y, x] | nolin_bit
+                        nunsat = 0
+                        for g in range(nres):
+                            if (groupdq[g, y, x] & G_SAT) == 0:
+                                nunsat = nunsat + 1
+                        nunsat = nunsat - 1
+                        if nunsat < 2:
+                            nunsat = 2
+                        last = nunsat - 1
+                        fb[i] = data[0, y, x]
+                        if (groupdq[0, y, x] & G_SAT) == 0:
+                            fb[i] = _horner_row(cb, ncoef, _TILE, i, fb[i], st)
+                        acc = data[last, y, x]
+                        if (groupdq[last, y, x] & G_SAT) == 0:
+                            acc = _horner_row(cb, ncoef, _TILE, i, acc, st)
+                        sb[i] = (acc - fb[i]) / (means[last] - m0)
                     for g in range(nres):
-                        if (groupdq[g, y, x] & G_SAT) == 0:
-                            nunsat = nunsat + 1
-                    nunsat = nunsat - 1
-                    if nunsat < 2:
-                        nunsat = 2
-                    last = nunsat - 1
-                    f = data[0, y, x]
-                    if (groupdq[0, y, x] & G_SAT) == 0:
-                        f = _horner(cb, nl, f)
-                    z = data[last, y, x]
-                    if (groupdq[last, y, x] & G_SAT) == 0:
-                        z = _horner(cb, nl, z)
-                    m0 = means[0]
-                    mlast = means[last]
-                    slope = (z - f) / (mlast - m0)
-                    ch = x // channel_width
-                    for g in range(nres):
-                        if (groupdq[g, y, x] & G_SAT) == 0:
-                            acc = 0
-                            for k in range(starts[g], starts[g + 1]):
-                                raw[k] = _horner(icb, nil, f + slope * (reads[k] - m0))
-                                acc = acc + raw[k]
-                            shift = data[g, y, x] - acc / (starts[g + 1] - starts[g])
-                            acc = 0
-                            for k in range(starts[g], starts[g + 1]):
-                                v = raw[k] + shift
-                                if use_inl:
-                                    v = v + _interp(v, inl_value, inl_correction, ch)
-                                acc = acc + _horner(cb, nl, v)
-                            data[g, y, x] = <float>(acc / (starts[g + 1] - starts[g]))
-                        _clip(data, groupdq, g, y, x, clip)
-                free(raw)
-                free(cb)
-                free(icb)
+                        nk = starts[g + 1] - starts[g]
+                        for i in range(nt):
+                            ab[i] = 0
+                            ob[i] = 0
+                        # raw reads from the straight line through the inverse polynomial
+                        for k in range(nk):
+                            rk = reads[starts[g] + k] - m0
+                            for i in range(nt):
+                                vb[i] = fb[i] + sb[i] * rk
+                            _poly_rows(icb, nicoef, _TILE, nt, vb, rawb + k * _TILE)
+                            for i in range(nt):
+                                ab[i] = ab[i] + rawb[k * _TILE + i]
+                        for i in range(nt):
+                            ab[i] = data[g, y, x0 + i] - ab[i] / nk
+                        # shifted reads, INL, linearised and averaged
+                        for k in range(nk):
+                            for i in range(nt):
+                                vb[i] = rawb[k * _TILE + i] + ab[i]
+                            if use_inl:
+                                for i in range(nt):
+                                    vb[i] = vb[i] + _interp(vb[i], inl_value, inl_correction,
+                                                            (x0 + i) // channel_width)
+                            _poly_rows(cb, ncoef, _TILE, nt, vb, rawb + k * _TILE)
+                            for i in range(nt):
+                                ob[i] = ob[i] + rawb[k * _TILE + i]
+                        for i in range(nt):
+                            x = x0 + i
+                            if (groupdq[g, y, x] & G_SAT) == 0:
+                                data[g, y, x] = <float>(ob[i] / nk)
+                            _clip(data, groupdq, g, y, x, clip)
+                free(buf)
     finally:
         free(means)

@@ -174,3 +174,15 @@ def test_bad_inputs():
         correct_linearity(data, gdq, pdq.astype(np.int32), c)
     with pytest.raises(ParameterError, match="data must be C-contiguous"):
         correct_linearity(data[:, :, ::-1], gdq, pdq, c)
+
+
+@pytest.mark.parametrize("read_level", [False, True])
+def test_constant_only_polynomial_is_identity(read_level):
+    data = np.array([[[10.0, 20.0]], [[30.0, 40.0]], [[50.0, 60.0]]], np.float32)
+    gdq, pdq = _zeros_dq(data)
+    c = np.full((1, 1, 2), 5.0, np.float32)
+    kw = dict(read_pattern=[[1], [2], [3, 4]], inverse_coeffs=c) if read_level else {}
+    before = data.copy()
+    correct_linearity(data, gdq, pdq, c, **kw)
+    np.testing.assert_allclose(data, before, rtol=1e-6)
+    assert np.all(pdq == NOLIN)

@@ -57,10 +57,12 @@ def _check_coeffs(name, coeffs, dq, shape):
     check_array(dq_name, dq, ndim=2, shape=shape)
     if not np.issubdtype(dq.dtype, np.integer):
         raise ParameterError(f"{dq_name} must be an integer array, got {dq.dtype}")
-    return (
-        np.ascontiguousarray(coeffs, dtype=np.float32),
-        np.ascontiguousarray(dq, dtype=np.uint32),
-    )
+    coeffs = np.ascontiguousarray(coeffs, dtype=np.float32)
+    if coeffs.shape[0] < 2:
+        # a constant-only polynomial has no linear term: every pixel gets the benign
+        # identity, which needs a (zero) linear plane to be expressed
+        coeffs = np.concatenate([coeffs, np.zeros_like(coeffs)], axis=0)
+    return coeffs, np.ascontiguousarray(dq, dtype=np.uint32)
 
 
 def _check_inl(inl_value, inl_correction, nx):

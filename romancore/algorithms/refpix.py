@@ -29,6 +29,7 @@ The frame geometry is general: ``nx = 32 * w`` detector columns with
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import scipy.fft
@@ -135,7 +136,8 @@ def correct_refpix(
     zero_bad_ref_pix : bool
         Zero BAD_REF_PIXEL pixels before anything else.
     workers : int or None
-        Threads for the FFTs (``scipy.fft`` ``workers``); None = 1.
+        Threads for the FFTs (``scipy.fft`` ``workers``); None = all CPUs this
+        process may use. (The Cython pass uses the OpenMP thread count.)
 
     Returns
     -------
@@ -164,7 +166,12 @@ def correct_refpix(
         if not np.all(np.isfinite(arr)):
             raise ParameterError(f"{name} must be finite")
         coefs[name] = np.asarray(arr, dtype=np.complex128)
-    fft_workers = 1 if workers is None else int(workers)
+    if workers is None:
+        fft_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    else:
+        fft_workers = int(workers)
+        if fft_workers < 1:
+            raise ParameterError(f"workers must be >= 1 or None, got {workers!r}")
 
     if zero_bad_ref_pix:
         bad = (pixeldq & np.uint32(pixel.BAD_REF_PIXEL)) != 0
