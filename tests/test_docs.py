@@ -124,7 +124,7 @@ def test_model_table_and_api(built):
     api = (built / "api.html").read_text(encoding="utf-8")
     for name in ("romancore.dq.interpret_bit_flags", "romancore.pipeline.step.Step",
                  "romancore.datamodels.base.DataModel", "romancore.errors.ParameterError",
-                 "romancore.algorithms.ramp_fit.fit_ramps_cas22"):
+                 "romancore.algorithms.ramp_fit.fit_ramps_cas22", "romancore.flux.flux"):
         assert f'id="{name}"' in api, name
 
 
