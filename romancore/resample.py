@@ -135,7 +135,7 @@ def pixmap_for(model, grid: OutputGrid, name: str) -> np.ndarray:
             bbox = bbox.bounding_box(order="F")
         except (AttributeError, TypeError):
             bbox = None
-    return calc_pixmap(forward, grid.wcs, np.shape(model.data), stepsize=PIXMAP_STEPSIZE,
+    return calc_pixmap(forward, grid.world_to_pixel, np.shape(model.data), stepsize=PIXMAP_STEPSIZE,
                        order=PIXMAP_ORDER, bounding_box=bbox)
 
 
@@ -167,6 +167,14 @@ class OutputGrid:
         self.source = source
         self.pixel_scale_ratio = pixel_scale_ratio
         self.skycell_name = skycell_name
+
+    def world_to_pixel(self, ra, dec):
+        """Sky (deg) -> grid pixel, bounding box ignored; the inverse transform is built once."""
+        inverse = self.__dict__.get("_inverse")
+        if inverse is None:
+            inverse = self.wcs.backward_transform
+            self._inverse = inverse
+        return inverse(ra, dec, with_bounding_box=False)
 
     def __repr__(self):
         return f"<OutputGrid {self.source} shape={self.shape} psr={self.pixel_scale_ratio}>"
