@@ -43,16 +43,17 @@ def test_frame_read_times_model():
     assert full.max() == pytest.approx(expect_max) and full.max() < FT
 
 
-def test_dark_decay_removes_known_signal():
+@pytest.mark.parametrize("amp,tau", [(40.0, 2.0), (3.0, 0.4)])
+def test_dark_decay_removes_known_signal(amp, tau):
     rng = np.random.default_rng(0)
     rp = [[1], [2, 3], [4, 5, 6, 7], [8], [9, 10]]
     shape = (64, 256)
     truth = (rng.uniform(0, 50, shape)[None] * np.arange(1, 6)[:, None, None]).astype(np.float64)
-    decay = _direct_decay(shape, rp, 40.0, 2.0, "WFI05")
+    decay = _direct_decay(shape, rp, amp, tau, "WFI05")
     data = (truth + decay).astype(np.float32)
-    subtract_dark_decay(data, rp, FT, 40.0, 2.0, "WFI05")
+    subtract_dark_decay(data, rp, FT, amp, tau, "WFI05")
     assert decay.max() > 20
-    np.testing.assert_allclose(data, truth, atol=2e-4)
+    np.testing.assert_allclose(data, truth, atol=5e-4)
 
 
 def test_dark_decay_orientation_matters():

@@ -14,9 +14,8 @@ row flip otherwise. Read ``r`` (1-based) of pixel p happens at
 
 *Dark decay*: ``R_i -= mean_{r in read_pattern[i]} A exp(-t(p, r) / tau)``
 with amplitude A (DN) and time constant tau (s) of the detector from the
-DARKDECAYSIGNAL reference. The time dependence separates,
-``A exp(-t_pix/tau) * mean_r exp(-(r - 1.5) frame_time / tau)``, so the
-correction costs one map and one multiply-subtract per resultant.
+DARKDECAYSIGNAL reference. The read time is a row part plus a column
+part, so the correction of each resultant is an outer product of two vectors.
 
 *WFI18 transient*: the first resultant of WFI18 carries an extra signal that
 decays over the first ~1000 rows. The expected first resultant is
@@ -71,6 +70,27 @@ def detector_number(detector) -> int:
     return n
 
 
+def frame_read_time_parts(detector, shape=(4096, 4096)) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column parts of the read time: ``t[y, x] = t_row[y] + t_col[x]`` (s, float64).
+
+    The read time separates because all channels are clocked together; this
+    makes maps of ``exp(-t/tau)`` outer products of two vectors.
+    """
+    sca = detector_number(detector)
+    ny, nx = (int(s) for s in shape)
+    if ny < 1 or nx < 1:
+        raise ParameterError(f"shape must be (ny >= 1, nx >= 1), got {tuple(shape)}")
+    row_clocks = CHANNEL_WIDTH + ROW_PAD_CLOCKS
+    rows = np.arange(ny)
+    t_row = (rows + (GUIDE_WINDOW_INFLATION - 1.0) * (rows // GUIDE_WINDOW_PERIOD)) * row_clocks * PIXEL_CLOCK
+    col = np.arange(nx) % CHANNEL_WIDTH
+    odd = (np.arange(nx) // CHANNEL_WIDTH) % 2 == 1
+    t_col = np.where(odd, CHANNEL_WIDTH - 1 - col, col) * PIXEL_CLOCK
+    if sca % 3 == 0:
+        return t_row, np.ascontiguousarray(t_col[::-1])
+    return np.ascontiguousarray(t_row[::-1]), t_col
+
+
 def frame_read_times(detector, shape=(4096, 4096)) -> np.ndarray:
     """Time (s, float64 [ny, nx]) at which each pixel is read, from the start of a frame.
 
@@ -79,20 +99,15 @@ def frame_read_times(detector, shape=(4096, 4096)) -> np.ndarray:
     and columns of the read-out, channel ``x // 128``. See the module docstring
     for the model.
     """
-    sca = detector_number(detector)
-    ny, nx = (int(s) for s in shape)
-    if ny < 1 or nx < 1:
-        raise ParameterError(f"shape must be (ny >= 1, nx >= 1), got {tuple(shape)}")
-    row_clocks = CHANNEL_WIDTH + ROW_PAD_CLOCKS
-    rows = np.arange(ny)
-    row_start = (rows + (GUIDE_WINDOW_INFLATION - 1.0) * (rows // GUIDE_WINDOW_PERIOD)) * row_clocks
-    col = np.arange(nx) % CHANNEL_WIDTH
-    odd = (np.arange(nx) // CHANNEL_WIDTH) % 2 == 1
-    col_clock = np.where(odd, CHANNEL_WIDTH - 1 - col, col)
-    t = (row_start[:, None] + col_clock[None, :]) * PIXEL_CLOCK
-    if sca % 3 == 0:
-        return np.ascontiguousarray(t[:, ::-1])
-    return np.ascontiguousarray(t[::-1, :])
+    t_row, t_col = frame_read_time_parts(detector, shape)
+    return t_row[:, None] + t_col[None, :]
+
+
+def _decay_map(t_row, t_col, amplitude, tau, shift=0.0):
+    """float32 map ``amplitude * exp(-(t_row + t_col + shift) / tau)`` as an outer product."""
+    er = (amplitude * np.exp(-(t_row + shift) / tau)).astype(np.float32)
+    ec = np.exp(-t_col / tau).astype(np.float32)
+    return np.multiply.outer(er, ec)
 
 
 def _read_offsets(read_pattern, frame_time):
@@ -141,13 +156,14 @@ def subtract_dark_decay(
     amp = _check_time("amplitude", amplitude, positive=False)
     if amp == 0.0:
         return
-    tpix = frame_read_times(detector, data.shape[1:])
-    emap = (amp * np.exp(-tpix / tau)).astype(np.float32)
-    del tpix
-    scratch = np.empty_like(emap)
+    t_row, t_col = frame_read_time_parts(detector, data.shape[1:])
+    ec = np.exp(-t_col / tau).astype(np.float32)
+    scratch = np.empty(data.shape[1:], dtype=np.float32)
     for i, offs in enumerate(_read_offsets(rp, ft)):
-        weight = np.float32(np.mean(np.exp(-offs / tau)))
-        np.multiply(emap, weight, out=scratch)
+        # row factor averaged over the reads in float64 (exp(+x) of early reads and
+        # exp(-x) of late rows combine before rounding)
+        er = np.mean(amp * np.exp(-(t_row[None, :] + offs[:, None]) / tau), axis=0)
+        np.multiply.outer(er.astype(np.float32), ec, out=scratch)
         data[i] -= scratch
 
 
@@ -225,13 +241,12 @@ def correct_wfi18_transient(
         return mask(f"only {nres} resultants")
     tbar = np.array([np.mean(res) for res in rp]) * ft
     resid = _first_resultant_residual(data, groupdq, tbar)
-    tpix = frame_read_times(detector, (ny, nx))
+    t_row, t_col = frame_read_time_parts(detector, (ny, nx))
     offs0 = _read_offsets(rp, ft)[0]
-    t0 = tpix + offs0.mean()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN
         prof = np.nanmedian(resid, axis=1)
-    tprof = np.median(t0, axis=1)
+    tprof = t_row + np.median(t_col) + offs0.mean()
     good = np.isfinite(prof)
     if good.sum() < 8:
         return mask("too few clean rows to fit")
@@ -261,11 +276,12 @@ def correct_wfi18_transient(
         "WFI18 transient fit (t from %.4g s): a=%.4g DN tau_a=%.4g s, b=%.4g DN tau_b=%.4g s",
         t_ref, a, tau_a, b, tau_b,
     )
-    model = np.zeros((ny, nx), dtype=np.float64)
+    weight = np.float32(1.0 / len(offs0))
     for off in offs0:
-        model += double_exponential(tpix + (off - t_ref), a, tau_a, b, tau_b)
-    model /= len(offs0)
-    data[0] -= model.astype(np.float32)
+        for amp, tau in ((a, tau_a), (b, tau_b)):
+            term = _decay_map(t_row, t_col, amp, tau, shift=off - t_ref)
+            term *= weight
+            data[0] -= term
     return "corrected"
 
 
@@ -276,6 +292,7 @@ __all__ = [
     "correct_wfi18_transient",
     "detector_number",
     "double_exponential",
+    "frame_read_time_parts",
     "frame_read_times",
     "subtract_dark_decay",
 ]
