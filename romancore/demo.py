@@ -9,9 +9,11 @@ their wall times, and how the catalogs compare with the simulation truth.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -89,14 +91,20 @@ def run_demo(out, *, size: str = "full", n_exposures: int = 4, seed: int = 1) ->
     """Simulate, calibrate and summarise (see the module docstring); returns the summary."""
     from astropy.table import Table
 
-    from .simulate.survey import make_dataset
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data_dir = out / "data"
     t0 = time.perf_counter()
-    manifest = make_dataset(data_dir, n_exposures=n_exposures, size=size, seed=seed,
-                            log=lambda msg: log.info("simulate: %s", msg))
+    # The simulator uses crds (for rmap templates) before the cache exists, and crds reads its
+    # environment when first imported: simulate in a child process, calibrate in this one.
+    cmd = [sys.executable, "-m", "romancore.cli.sim", "--out", str(data_dir), "--size", size,
+           "--exposures", str(n_exposures), "--seed", str(seed)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RomancoreError(f"simulation failed: {(proc.stderr or proc.stdout).strip()[-2000:]}")
+    for line in proc.stdout.splitlines():
+        log.info("simulate: %s", line)
+    manifest = json.loads((data_dir / "manifest.json").read_text())
     t_sim = time.perf_counter() - t0
     _set_crds_environment(manifest["crds_env"])
 

@@ -6,8 +6,15 @@ Roman ASDF tree:
 ``ndarray``
     a numpy array (or an unread ASDF array); keywords ``datatype`` (a dtype
     name or a list of them) and ``ndim`` are checked without reading data.
-``time``  an :class:`astropy.time.Time`;  ``wcs``  a :class:`gwcs.WCS`;
-``table`` an :class:`astropy.table.Table`;  ``model``  an astropy Model.
+``time``
+    an :class:`astropy.time.Time`
+``wcs``
+    a :class:`gwcs.WCS`
+``table``
+    an :class:`astropy.table.Table`
+``model``
+    an astropy Model
+
 
 ``$ref`` pointers (within a file or to ``common.yaml``) are inlined when a
 schema is loaded and ``allOf`` branches are merged, so every schema becomes a

@@ -99,7 +99,8 @@ class RampFitStep(Step):
     cal_step = "ramp_fit"
     default_suffix = "rampfit"
     spec = (
-        F("algorithm", "option", "ols_cas22", "Ramp-fitting algorithm.", choices=("ols_cas22", "likely")),
+        F("algorithm", "option", "ols_cas22", "Ramp-fitting algorithm (Casertano et al. 2022 with jump detection).",
+          choices=("ols_cas22",)),
         F("use_ramp_jump_detection", "bool", True, "Detect jumps inside the ramp fit."),
         F("threshold_intercept", "float", 5.5, "Jump threshold at 1 e/s (ols_cas22), in sigma.", min=0.0),
         F("threshold_constant", "float", 1.0 / 3.0,
