@@ -82,7 +82,13 @@ def member_name(container, index: int, model=None) -> str:
 
 
 def check_imaging(container) -> None:
-    """Refuse spectroscopic exposures (the mosaic pipeline is for imaging only)."""
+    """Refuse spectroscopic exposures (the mosaic pipeline is for imaging only).
+
+    A container that passed is marked, so later steps do not fetch every member again
+    (which costs a write per member in an on-disk container).
+    """
+    if getattr(container, "_romancore_imaging_checked", None) == len(container):
+        return
     for i in range(len(container)):
         model = container[i]
         exptype = str(_meta(model, "exposure.type", "") or "").upper()
@@ -91,6 +97,10 @@ def check_imaging(container) -> None:
                 f"{member_name(container, i, model)} is a {exptype} exposure: the mosaic pipeline "
                 "processes imaging data only (spectroscopic data are calibrated elsewhere)"
             )
+    try:
+        container._romancore_imaging_checked = len(container)
+    except AttributeError:  # a plain sequence
+        pass
 
 
 def sky_level(model) -> float:

@@ -277,3 +277,25 @@ def test_unsubtracted_sky_is_removed_before_the_median():
     c = outlier_detection(ModelContainer(models))
     flagged = [int(((np.asarray(m.dq) & pixel.OUTLIER) != 0).sum()) for m in c]
     assert max(flagged) <= 3, flagged
+
+
+def test_skycell_target_looked_up_in_skycells_reference(tmp_path):
+    """An association naming only its skycell (target) uses the SKYCELLS table's grid."""
+    from romancore.resample import output_grid
+    from romancore.skycells import find_skycells, make_skycell_table, skycell_wcs
+    from romancore.wcs import footprint
+
+    models = _images(2, seed=19)
+    table = make_skycell_table(center=CRVAL, radius=0.05)
+    name = find_skycells(table, footprint(models[0].meta.wcs))[0]
+    ref = {"meta": table.meta, "projection_regions": table.projection_regions, "skycells": table.skycells}
+    asn = _write_asn(tmp_path, models, target=name)
+    grid = output_grid(ModelContainer(str(asn)), ref, resample_on_skycell=True)
+    expected, shape = skycell_wcs(table, name)
+    assert grid.source == "skycell" and grid.skycell_name == name and grid.shape == shape == (5000, 5000)
+    assert grid.pixel_scale_ratio == pytest.approx(0.5, rel=1e-3)
+    x, y = grid.world_to_pixel(*CRVAL)
+    assert np.allclose((x, y), expected.invert(*CRVAL, with_bounding_box=False), atol=1e-6)
+    # without the reference the grid falls back to one computed from the inputs
+    fallback = output_grid(ModelContainer(str(asn)), None, resample_on_skycell=True)
+    assert fallback.source == "inputs"
