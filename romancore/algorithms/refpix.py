@@ -1,7 +1,9 @@
 """Reference-pixel correction of Roman WFI ramps (ALGORITHMS.md section 4, seed 002 "Reference Pixel Correction").
 
 The detector is read by 32 amplifiers ("channels") of 128 columns each; amp33
-adds 128 columns of reference pixels read in step with them. Per resultant
+adds 128 columns of reference pixels read in step with them. A sub-array of
+``nx`` columns is read by ``nx // 128`` channels (a 128-column array is one
+channel). Per resultant
 ("frame"), in read-out order (odd channels are read right to left) and with
 12 idle clocks ("pads") appended to every row:
 
@@ -17,13 +19,18 @@ adds 128 columns of reference pixels read in step with them. Per resultant
 5. *correction*: each channel c gets subtracted
    ``irfft((L_hat gamma_c + R_hat zeta_c + A_hat alpha_c) * 2 nfreq)``, built
    from the left / right reference columns and amp33 with the REFPIX
-   reference coefficients (complex, [32, nfreq]).
+   reference coefficients (complex, [nchannels, nfreq]). The left columns are
+   the first 4 detector columns, the right ones the last 4, each placed at its
+   own read-out time (for 32 channels both at read-out columns 0..3, since the
+   last channel is read right to left; for one channel the right columns are
+   read last in each row).
 
 Every stage has its own switch. Pixels flagged BAD_REF_PIXEL are set to 0
 first (zeros count as missing data throughout).
 
-The frame geometry is general: ``nx = 32 * w`` detector columns with
-``w = amp33.shape[2]`` (128 for the WFI), rows of ``w + 12`` clocks.
+The frame geometry is general: ``nx = nchannels * w`` detector columns with
+``w = amp33.shape[2]`` (128 for the WFI; nchannels = 32 for a full detector),
+rows of ``w + 12`` clocks.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from .dq_init import check_array, check_ramp
 log = logging.getLogger(__name__)
 
 N_CHANNELS = 32
-"""Science read-out channels (amp33 is the 33rd)."""
+"""Science read-out channels of a full WFI detector (amp33 is the 33rd)."""
 PAD = 12
 """Idle clocks appended to every channel row (read-out timing)."""
 N_REF = 4
@@ -123,12 +130,13 @@ def correct_refpix(
     Parameters
     ----------
     data : float32 [nres, ny, nx]
-        Ramp in DN including the reference border (nx = 32 * w), corrected in place.
+        Ramp in DN including the reference border (nx = nchannels * w, nchannels >= 1),
+        corrected in place.
     amp33 : uint16 (or float) [nres, ny, w]
         amp33 reference columns (w = 128 for the WFI). Not modified.
     pixeldq : uint32 [ny, nx]
         Pixels with BAD_REF_PIXEL are zeroed in ``data`` first (if ``zero_bad_ref_pix``).
-    alpha, gamma, zeta : complex [32, nfreq]
+    alpha, gamma, zeta : complex [nchannels, nfreq]
         REFPIX coefficients for amp33, left and right reference columns;
         ``nfreq = ny * (w + 12) // 2 + 1`` (286721 for the WFI).
     remove_offset, remove_trends, cosine_interpolate, fft_interpolate : bool
@@ -150,10 +158,11 @@ def correct_refpix(
     if amp33.shape[:2] != (nres, ny):
         raise ParameterError(f"amp33 must have shape ({nres}, {ny}, w), got {amp33.shape}")
     w = amp33.shape[2]
-    if nx != N_CHANNELS * w:
+    if w < 1 or nx % w != 0:
         raise ParameterError(
-            f"data has {nx} columns but 32 channels of amp33 width {w} need {N_CHANNELS * w}"
+            f"data has {nx} columns, which is not a whole number of channels of the amp33 width {w}"
         )
+    nchan = nx // w
     if ny < 2 * N_REF or w < N_REF:
         raise ParameterError(f"frames of shape {(ny, nx)} are too small for {N_REF} reference rows/columns")
     check_array("pixeldq", pixeldq, ndim=2, dtype=np.uint32, shape=(ny, nx))
@@ -162,7 +171,7 @@ def correct_refpix(
     nfreq = length // 2 + 1
     coefs = {}
     for name, arr in (("alpha", alpha), ("gamma", gamma), ("zeta", zeta)):
-        check_array(name, arr, ndim=2, shape=(N_CHANNELS, nfreq))
+        check_array(name, arr, ndim=2, shape=(nchan, nfreq))
         if not np.all(np.isfinite(arr)):
             raise ParameterError(f"{name} must be finite")
         coefs[name] = np.asarray(arr, dtype=np.complex128)
@@ -196,7 +205,11 @@ def correct_refpix(
     pad_mask = pad_mask.ravel()
     norm = row_len / N_REF
     coefs32 = {k: v.astype(np.complex64) for k, v in coefs.items()}
-    corr = np.empty((N_CHANNELS, length), dtype=np.float32)
+    corr = np.empty((nchan, length), dtype=np.float32)
+    # read-out columns of the left (first 4 detector columns, channel 0, read left to right)
+    # and right (last 4 detector columns, last channel) reference columns
+    last = nchan - 1
+    edge_k = (np.arange(N_REF), np.arange(N_REF) if last % 2 else np.arange(w - N_REF, w))
 
     for f in range(nres):
         frame = data[f]
@@ -220,31 +233,31 @@ def correct_refpix(
         ref = frame[refrows]
         if remove_offset:
             ref = ref - off_data[refrows]
-        slope = np.zeros(N_CHANNELS)
-        intercept = np.zeros(N_CHANNELS)
+        slope = np.zeros(nchan)
+        intercept = np.zeros(nchan)
         if remove_trends:
-            for c in range(N_CHANNELS):
+            for c in range(nchan):
                 fit = _trend(_channel_view(ref, c, w), t_ref)
                 if fit is not None:
                     slope[c], intercept[c] = fit
         # left / right reference columns after offset and trend removal
         edges = []
-        for c in (0, N_CHANNELS - 1):
-            cols = _channel_view(frame, c, w)[:, :N_REF].astype(np.float32)
+        for c, ks in zip((0, last), edge_k, strict=True):
+            cols = _channel_view(frame, c, w)[:, ks].astype(np.float32)
             if remove_offset:
-                cols = (cols - _channel_view(off_data, c, w)[:, :N_REF]).astype(np.float32)
+                cols = (cols - _channel_view(off_data, c, w)[:, ks]).astype(np.float32)
             if remove_trends:
                 nz = cols != 0
-                cols[nz] = (cols - (slope[c] * t[:, :N_REF] + intercept[c]))[nz].astype(np.float32)
+                cols[nz] = (cols - (slope[c] * t[:, ks] + intercept[c]))[nz].astype(np.float32)
             padded = np.zeros((ny, row_len), dtype=np.float64)
-            padded[:, :N_REF] = cols
+            padded[:, ks] = cols
             edges.append(padded.ravel())
         lhat = (scipy.fft.rfft(edges[0] / length, workers=fft_workers) * norm).astype(np.complex64)
         rhat = (scipy.fft.rfft(edges[1] / length, workers=fft_workers) * norm).astype(np.complex64)
         ahat = scipy.fft.rfft(flat.astype(np.float64) / length, workers=fft_workers).astype(np.complex64)
         scale = np.float32(2 * nfreq)
-        for c0 in range(0, N_CHANNELS, _CHUNK):
-            sl = slice(c0, min(c0 + _CHUNK, N_CHANNELS))
+        for c0 in range(0, nchan, _CHUNK):
+            sl = slice(c0, min(c0 + _CHUNK, nchan))
             spec = lhat * coefs32["gamma"][sl]
             spec += rhat * coefs32["zeta"][sl]
             spec += ahat * coefs32["alpha"][sl]
