@@ -45,7 +45,8 @@ def test_guide_window_flags():
     pdq[0, 3] = pixel.HOT
     assert flag_guide_window(pdq, 3, 5, 4, 6, expand_gw_flagging=1)
     expect = np.zeros((10, 12), np.uint32)
-    expect[:, 3:5] = GW
+    expect[0, 3] = pixel.HOT  # existing flags are kept
+    expect[:, 3:5] |= GW
     expect[3:7, 2:6] |= GW | DNU
     np.testing.assert_array_equal(pdq, expect)
     # clipped at the array edge

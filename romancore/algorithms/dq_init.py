@@ -180,7 +180,9 @@ def flag_guide_window(pixeldq, xstart, xstop, ystart, ystop, *, expand_gw_flaggi
     """Flag the guide window in ``pixeldq`` (uint32 [ny, nx], in place).
 
     If ``xstart`` and ``ystart`` lie in [0, nx) and [0, ny): the whole columns
-    ``xstart:xstop`` are set to GW_AFFECTED_DATA (assignment), then the window
+    ``xstart:xstop`` get GW_AFFECTED_DATA (ORed in: the reference assigns it to
+    a still-empty pixeldq, which is the same; OR keeps MASK flags whatever the
+    call order), then the window
     ``[ystart:ystop, xstart:xstop]``, grown by ``expand_gw_flagging`` pixels on
     every side and clipped to the array, gets DO_NOT_USE|GW_AFFECTED_DATA ORed in.
 
@@ -201,7 +203,7 @@ def flag_guide_window(pixeldq, xstart, xstop, ystart, ystop, *, expand_gw_flaggi
         log.info("guide window start (%d, %d) is off the detector; no guide-window flags", x0, y0)
         return False
     x1c = max(min(x1, nx), 0)
-    pixeldq[:, x0:x1c] = pixel.GW_AFFECTED_DATA
+    pixeldq[:, x0:x1c] |= np.uint32(pixel.GW_AFFECTED_DATA)
     ex0, ex1 = max(x0 - expand, 0), min(x1 + expand, nx)
     ey0, ey1 = max(y0 - expand, 0), min(y1 + expand, ny)
     pixeldq[ey0:ey1, ex0:ex1] |= np.uint32(pixel.DO_NOT_USE | pixel.GW_AFFECTED_DATA)
