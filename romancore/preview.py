@@ -49,14 +49,19 @@ def downsample(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def percentile_stretch(image: np.ndarray, percent: float = 90.0) -> np.ndarray:
-    """Linear stretch to [0, 1] between the (50∓percent/2) percentiles of the finite pixels."""
+    """Linear stretch to [0, 1] between the (50∓percent/2) percentiles of the finite pixels.
+
+    NaN pixels stay NaN (they are drawn in the colormap's 'bad' colour).
+    """
     finite = image[np.isfinite(image)]
     if finite.size == 0:
-        return np.zeros_like(image, dtype=np.float32)
+        return np.full(image.shape, np.nan, dtype=np.float32)
     lo, hi = np.percentile(finite, [50.0 - percent / 2.0, 50.0 + percent / 2.0])
     if hi <= lo:
         hi = lo + 1.0
-    return np.clip((image - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    out = np.clip((image - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    out[~np.isfinite(image)] = np.nan
+    return out
 
 
 def compass_directions(wcs, x: float, y: float, *, step: float = 10.0):
@@ -91,7 +96,9 @@ def make_preview(model, output, shape=(1080, 1080), *, compass: bool = True, cma
     fig = plt.figure(figsize=(nx / dpi, ny / dpi), dpi=dpi)
     ax = fig.add_axes([0, 0, 1, 1])
     ax.set_axis_off()
-    ax.imshow(stretched, origin="lower", cmap=cmap, vmin=0, vmax=1, interpolation="nearest",
+    colormap = plt.get_cmap(cmap).copy()
+    colormap.set_bad("black")  # pixels without data (NaN) show as black, not as the background
+    ax.imshow(stretched, origin="lower", cmap=colormap, vmin=0, vmax=1, interpolation="nearest",
               extent=(0, nx, 0, ny), aspect="auto")
     ax.set_xlim(0, nx)
     ax.set_ylim(0, ny)

@@ -320,7 +320,8 @@ class MosaicPipeline(Pipeline):
               "Resample onto the skycell named in the association (outlier_detection and resample).",
               to_method=False),
     )
-    passdown = {"resample_on_skycell": ("outlier_detection", "resample")}
+    passdown = {"resample_on_skycell": ("outlier_detection", "resample"),
+                "output_dir": ("outlier_detection",)}
 
     def process(self, input, params, provider):
         from romancore.container import ModelContainer, open_input
@@ -329,6 +330,9 @@ class MosaicPipeline(Pipeline):
         container = data if isinstance(data, ModelContainer) else ModelContainer([data])
         if len(container) == 0:
             raise NoScienceDataError("the mosaic input holds no images")
+        from romancore.resample import check_imaging
+
+        check_imaging(container)  # refuse spectroscopic inputs before any work
         for sname in ("flux", "skymatch", "outlier_detection"):
             container = self.run_step(sname, container, provider, params)
         mosaic = self.run_step("resample", container, provider, params)
