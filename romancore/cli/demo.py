@@ -29,9 +29,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.exposures < 1:
         parser.error(f"--exposures must be >= 1, got {args.exposures}")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    # without --verbose: warnings, plus the progress lines of the exposure loop
+    handler.addFilter(lambda r: args.verbose or r.levelno >= logging.WARNING or r.name == "romancore.progress")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     logging.getLogger("romancore.progress").setLevel(logging.INFO)
+    if not args.verbose:
+        logging.getLogger("tweakwcs").setLevel(logging.WARNING)
     from ..demo import format_summary, run_demo
 
     try:

@@ -136,6 +136,9 @@ class RampCalibration:
             cosine_interpolate=cosine_interpolate, fft_interpolate=fft_interpolate,
             workers=nthreads,
         )
+        # the left/right reference columns are carried to L2 as corrected values (§4 step 9)
+        self.border_ref_pix_left = np.ascontiguousarray(self.data[:, :, :BORDER])
+        self.border_ref_pix_right = np.ascontiguousarray(self.data[:, :, -BORDER:])
         _set_step(self, "refpix")
         return self
 
