@@ -11,7 +11,9 @@ and a table of source positions ``x, y`` (0-based pixels).
 2. **Absolute alignment**, when a reference catalog (RA, Dec in degrees) is given: all images
    form one group, aligned to the catalog with the ``abs_*`` parameters.
 
-Matching and fit tolerances are in arcsec (the units of the V2V3 tangent plane).  A fit is
+Matching (:class:`TangentPlaneMatch`, one-to-one) and fit tolerances are in arcsec (the
+units of the V2V3 tangent plane).  The reference catalog is cut to the images' sky
+footprints plus a margin before matching.  A fit is
 an affine transform (matrix, shift in arcsec) in the tangent plane about
 (``v2_ref``, ``v3_ref``, ``roll_ref``); tweakwcs' Roman corrector writes it into the WCS as a
 ``v2v3corr`` frame.  No network access: the reference catalog is an astropy Table or a file
@@ -21,6 +23,7 @@ the user gives.  Proper motions are not applied (the catalog positions are used 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Hashable, Mapping, Sequence
 from copy import deepcopy
@@ -40,8 +43,10 @@ __all__ = [
     "FIT_GEOMETRIES",
     "AlignInput",
     "AlignResult",
+    "TangentPlaneMatch",
     "TweakregResult",
     "align_images",
+    "footprint_filter",
     "load_reference_catalog",
     "prepare_catalog",
     "read_catalog",
@@ -255,6 +260,181 @@ def prepare_catalog(table: Table, *, wcs=None, shape=None) -> Table:
     return out
 
 
+def _sky_footprint(wcs, shape):
+    """(ra, dec) of the centre and the corners of an image (degrees), or None."""
+    box = _bbox(wcs, shape)
+    if box is None:
+        return None
+    x0, x1, y0, y1 = box
+    x = np.array([0.5 * (x0 + x1), x0, x1, x1, x0, 0.5 * (x0 + x1), x0, x1, 0.5 * (x0 + x1)])
+    y = np.array([0.5 * (y0 + y1), y0, y0, y1, y1, y0, 0.5 * (y0 + y1), 0.5 * (y0 + y1), y1])
+    try:
+        ra, dec = wcs(x, y)
+    except Exception:  # a WCS that cannot be evaluated: no footprint (no cut)
+        return None
+    ra, dec = np.asarray(ra, float), np.asarray(dec, float)
+    if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
+        return None
+    return ra, dec
+
+
+def _unit(ra, dec):
+    ra, dec = np.radians(ra), np.radians(dec)
+    return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=-1)
+
+
+def footprint_filter(ra, dec, footprints, margin_arcsec: float) -> np.ndarray:
+    """Boolean mask of the positions (deg) within ``margin_arcsec`` of a footprint.
+
+    Each footprint is ``(ra, dec)`` arrays (deg) whose first point is the centre and the
+    others lie on the edge; a position is kept when its angular distance to a centre is at
+    most that footprint's largest centre-to-edge distance plus the margin (a circle around
+    the image: generous on the corners, never too tight)."""
+    ra = np.asarray(ra, float)
+    dec = np.asarray(dec, float)
+    if not np.isfinite(margin_arcsec) or margin_arcsec < 0:
+        raise ParameterError(f"margin_arcsec must be a finite number >= 0, got {margin_arcsec!r}")
+    keep = np.zeros(ra.shape, bool)
+    pts = _unit(ra, dec)
+    for fra, fdec in footprints:
+        u = _unit(np.asarray(fra, float), np.asarray(fdec, float))
+        radius = np.max(np.arccos(np.clip(u[1:] @ u[0], -1.0, 1.0)))
+        radius += np.radians(margin_arcsec / 3600.0)
+        keep |= pts @ u[0] >= np.cos(min(radius, np.pi))
+    return keep
+
+
+# --------------------------------------------------------------------------------------
+# matching
+
+
+def _thin(xy: np.ndarray, separation: float) -> np.ndarray:
+    """Indices of the points kept when every point closer than ``separation`` to an earlier
+    kept point is dropped (close pairs and duplicates keep their first member)."""
+    n = len(xy)
+    if separation <= 0 or n < 2:
+        return np.arange(n)
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(xy).query_pairs(separation, output_type="ndarray")
+    if len(pairs) == 0:
+        return np.arange(n)
+    pairs = np.sort(pairs, axis=1)
+    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+    dropped = np.zeros(n, bool)
+    for i, j in pairs:  # i < j, in order of i: i is final when its pairs are visited
+        if not dropped[i]:
+            dropped[j] = True
+    return np.flatnonzero(~dropped)
+
+
+def _histogram_offset(imxy, refxy, searchrad: float, binsize: float):
+    """Offset (dx, dy) to add to image positions to land on the reference ones: the peak of
+    the 2-D histogram of all reference − image differences within ``searchrad`` (bins of
+    ``binsize``), refined as the median difference of the pairs in the 3 × 3 bins around it.
+    Returns (offset, number of pairs in the peak); (0, 0), 0 if there are no pairs."""
+    from scipy.spatial import cKDTree
+
+    lists = cKDTree(refxy).query_ball_point(imxy, searchrad * math.sqrt(2.0))
+    counts = np.fromiter((len(v) for v in lists), int, len(lists))
+    if counts.sum() == 0:
+        return np.zeros(2), 0
+    im_i = np.repeat(np.arange(len(imxy)), counts)
+    ref_i = np.concatenate([np.asarray(v, int) for v in lists if v])
+    d = refxy[ref_i] - imxy[im_i]
+    d = d[np.all(np.abs(d) <= searchrad, axis=1)]
+    if len(d) == 0:
+        return np.zeros(2), 0
+    nbin = max(1, int(math.ceil(2 * searchrad / binsize)))
+    edges = np.linspace(-searchrad, searchrad, nbin + 1)
+    hist, _, _ = np.histogram2d(d[:, 0], d[:, 1], bins=(edges, edges))
+    # sum over 2 x 2 neighbouring bins so that a peak split by a bin edge is still found
+    padded = np.pad(hist, 1)
+    smooth = padded[1:, 1:] + padded[:-1, 1:] + padded[1:, :-1] + padded[:-1, :-1]
+    ix, iy = np.unravel_index(np.argmax(smooth), smooth.shape)
+    ext = np.r_[edges[0] - binsize, edges, edges[-1] + binsize]
+    center = np.array([ext[ix + 1], ext[iy + 1]])  # the corner shared by the 2 x 2 bins
+    near = np.all(np.abs(d - center) <= 1.5 * binsize, axis=1)
+    if not near.any():
+        return np.zeros(2), 0
+    offset = np.median(d[near], axis=0)
+    near = np.all(np.abs(d - offset) <= binsize, axis=1)
+    if near.any():
+        offset = np.median(d[near], axis=0)
+    return offset, int(near.sum())
+
+
+def _mutual_nearest(imxy, refxy, tolerance: float):
+    """(image index, reference index) pairs that are each other's nearest neighbour within
+    ``tolerance``."""
+    from scipy.spatial import cKDTree
+
+    if len(imxy) == 0 or len(refxy) == 0:
+        return np.array([], int), np.array([], int)
+    d_im, near_ref = cKDTree(refxy).query(imxy, distance_upper_bound=tolerance)
+    d_ref, near_im = cKDTree(imxy).query(refxy, distance_upper_bound=tolerance)
+    im_idx = np.flatnonzero(np.isfinite(d_im))
+    ref_idx = near_ref[im_idx]
+    mutual = np.isfinite(d_ref[ref_idx]) & (near_im[ref_idx] == im_idx)
+    return im_idx[mutual], ref_idx[mutual]
+
+
+class TangentPlaneMatch:
+    """One-to-one catalog matching in the tangent plane, a drop-in for tweakwcs' matcher.
+
+    tweakwcs calls ``match(refcat, imcat, tp_pscale=..., tp_units=...)`` with ``TPx``,
+    ``TPy`` columns in both tables and expects ``(reference indices, image indices)``.
+
+    1. both lists are thinned: a source closer than ``separation`` to an earlier one of the
+       same list is dropped (duplicates, e.g. one star seen by two exposures of a group);
+    2. with ``use2dhist`` the offset between the lists is the peak of the 2-D histogram of
+       reference − image differences within ``searchrad`` (one-pixel bins, ``tp_pscale``),
+       refined by the median of the differences in the peak; else ``(xoffset, yoffset)``;
+    3. an image source and a reference source match when, after the offset, each is the
+       other's nearest neighbour and they are at most ``tolerance`` apart.
+
+    A reference catalog much denser than the image catalog (faint stars, crowded fields)
+    therefore cannot over-fill the match list (stsci.stimage's xyxymatch, which tweakwcs
+    uses, fails there with "Number of output coordinates exceeded allocation"), and no
+    source is matched twice.
+    """
+
+    def __init__(self, searchrad: float = 3.0, separation: float = 0.5, use2dhist: bool = True,
+                 tolerance: float = 1.0, xoffset: float = 0.0, yoffset: float = 0.0):
+        for name, val in (("searchrad", searchrad), ("tolerance", tolerance)):
+            if not np.isfinite(val) or val <= 0:
+                raise ParameterError(f"{name} must be a finite number > 0, got {val!r}")
+        if not np.isfinite(separation) or separation < 0:
+            raise ParameterError(f"separation must be a finite number >= 0, got {separation!r}")
+        self.searchrad = float(searchrad)
+        self.separation = float(separation)
+        self.use2dhist = bool(use2dhist)
+        self.tolerance = float(tolerance)
+        self.offset = np.array([xoffset, yoffset], float)
+
+    def __call__(self, refcat, imcat, tp_pscale=1.0, tp_units=None, **kwargs):
+        refxy = np.column_stack([np.asarray(refcat["TPx"], float), np.asarray(refcat["TPy"], float)])
+        imxy = np.column_stack([np.asarray(imcat["TPx"], float), np.asarray(imcat["TPy"], float)])
+        units = tp_units or "tangent-plane units"
+        ref_keep = _thin(refxy, self.separation)
+        im_keep = _thin(imxy, self.separation)
+        offset = self.offset
+        if self.use2dhist:
+            pscale = float(tp_pscale) if tp_pscale and np.isfinite(tp_pscale) and tp_pscale > 0 else 1.0
+            offset, npeak = _histogram_offset(imxy[im_keep], refxy[ref_keep], self.searchrad,
+                                              min(pscale, self.searchrad))
+            if npeak == 0:
+                log.warning("no catalog pairs within searchrad=%g %s; initial offset (0, 0)",
+                            self.searchrad, units)
+            else:
+                log.info("initial offset %.4g, %.4g %s from %d pairs", offset[0], offset[1],
+                         units, npeak)
+        i_im, i_ref = _mutual_nearest(imxy[im_keep] + offset, refxy[ref_keep], self.tolerance)
+        log.info("%d one-to-one matches within tolerance=%g %s (%d image, %d reference sources)",
+                 len(i_im), self.tolerance, units, len(im_keep), len(ref_keep))
+        return ref_keep[i_ref], im_keep[i_im]
+
+
 # --------------------------------------------------------------------------------------
 # alignment
 
@@ -306,10 +486,10 @@ def _check_params(prefix: str, minobj, searchrad, separation, tolerance, fitgeom
 
 def _run_align(correctors, refcat, *, minobj, searchrad, use2dhist, separation, tolerance,
                fitgeometry, nclip, sigma, enforce_user_order, expand_refcat):
-    from tweakwcs import XYXYMatch, align_wcs
+    from tweakwcs import align_wcs
 
-    match = XYXYMatch(searchrad=searchrad, separation=separation, use2dhist=use2dhist,
-                      tolerance=tolerance)
+    match = TangentPlaneMatch(searchrad=searchrad, separation=separation, use2dhist=use2dhist,
+                              tolerance=tolerance)
     try:
         align_wcs(
             correctors, refcat=refcat, enforce_user_order=enforce_user_order,
@@ -436,10 +616,24 @@ def align_images(
         for c in correctors:
             c.meta["group_id"] = ABSOLUTE_GROUP_ID
             c.meta.pop("fit_info", None)
-        _run_align(correctors, ref_table, minobj=abs_minobj, searchrad=abs_searchrad,
-                   use2dhist=abs_use2dhist, separation=abs_separation, tolerance=abs_tolerance,
-                   fitgeometry=abs_fitgeometry, nclip=abs_nclip, sigma=abs_sigma,
-                   enforce_user_order=False, expand_refcat=False)
+        footprints = [_sky_footprint(images[k].wcs, images[k].shape) for k in index_of]
+        local = ref_table
+        if all(fp is not None for fp in footprints):
+            margin = abs_searchrad + abs_tolerance
+            keep = footprint_filter(ref_table["RA"], ref_table["DEC"], footprints, margin)
+            local = ref_table[keep]
+            log.info("reference catalog: %d of %d sources within %.3g arcsec of the image footprints",
+                     len(local), len(ref_table), margin)
+        if len(local) == 0:
+            reason = "FAILED: no reference catalog source on or near the images"
+            log.warning("%s", reason)
+            for c in correctors:
+                c.meta["fit_info"] = {"status": reason}
+        else:
+            _run_align(correctors, local, minobj=abs_minobj, searchrad=abs_searchrad,
+                       use2dhist=abs_use2dhist, separation=abs_separation, tolerance=abs_tolerance,
+                       fitgeometry=abs_fitgeometry, nclip=abs_nclip, sigma=abs_sigma,
+                       enforce_user_order=False, expand_refcat=False)
 
     by_index = dict(zip(index_of, correctors, strict=True))
     for k, res in enumerate(results):
