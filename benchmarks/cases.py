@@ -234,6 +234,199 @@ for _pat, _pname in ((PATTERN_9, "9"), (PATTERN_6, "6")):
             *_fit_case(_pat, _jump), streamed=_cube_bytes, throughput=_pix_res)
 
 
+# ----------------------------------------------------------------------------- mosaic kernels
+def synthetic_l2_set(n: int, count: int, *, seed: int = 3) -> list[Path]:
+    """``count`` dithered L2 images (n-8 square, real WFI gwcs, stars + sky + noise), cached."""
+    from romancore.associations import asn_from_list, save_asn
+    from romancore.datamodels import ImageModel
+    from romancore.wcs import build_wfi_wcs, make_wfi_distortion, wfi_detector_geometry
+
+    side = n - 8
+    folder = CACHE / f"l2_{side}"
+    paths = [folder / f"bench_{k:02d}_cal.asdf" for k in range(count)]
+    if all(p.exists() for p in paths) and (folder / f"bench_{count}_asn.json").exists():
+        return paths
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    geo = wfi_detector_geometry("WFI01")
+    dist = make_wfi_distortion("WFI01", shape=(side, side))
+    ys, xs = np.mgrid[-3:4, -3:4]
+    stamp = np.exp(-(xs**2 + ys**2) / (2 * 0.75**2)).astype(np.float32)
+    stamp /= stamp.sum()
+    for k, path in enumerate(paths):
+        if path.exists():
+            continue
+        image = ImageModel.create_minimal(shape=(side, side), meta={
+            "instrument": {"detector": "WFI01", "optical_element": "F158"},
+            "exposure": {"exposure_time": 139.1, "effective_exposure_time": 136.0},
+            "photometry": {"conversion_megajanskys": 0.7, "conversion_megajanskys_uncertainty": 0.007,
+                           "pixel_area": 2.84e-13},
+            "observation": {"program": 1, "observation": 1, "visit": 1, "visit_file_group": 1,
+                            "visit_file_sequence": 1, "visit_file_activity": "01", "exposure": k + 1,
+                            "execution_plan": 1, "pass": 1, "segment": 1},
+        })
+        sky = np.float32(1.0 + 0.1 * k)
+        data = rng.standard_normal((side, side), dtype=np.float32) * np.float32(0.05) + sky
+        for _ in range(max(50, side * side // 40000)):
+            y, x = rng.integers(4, side - 4, 2)
+            data[y - 3:y + 4, x - 3:x + 4] += stamp * np.float32(rng.uniform(5, 500))
+        image.data = data
+        image.err = np.full((side, side), 0.05, np.float32)
+        image.var_poisson = np.full((side, side), 0.0015, np.float32)
+        image.var_rnoise = np.full((side, side), 0.001, np.float32)
+        info = {"v2_ref": geo["v2_ref"], "v3_ref": geo["v3_ref"], "vparity": -1, "v3yangle": geo["v3yangle"],
+                "ra_ref": 270.0 + 0.11 * (40 * k + 0.3 * k) / 3600 / np.cos(np.radians(66.0)),
+                "dec_ref": 66.0 + 0.11 * (25 * k + 0.6 * k) / 3600, "roll_ref": 0.0,
+                "aperture_name": "WFI01_FULL", "s_region": "?"}
+        for key, value in info.items():
+            image.meta.wcsinfo[key] = value
+        image.meta.wcs = build_wfi_wcs(dist, info, shape=(side, side))
+        image.save(path)
+    save_asn(asn_from_list([str(p) for p in paths], product_name=f"bench_{count}"), folder / f"bench_{count}_asn.json")
+    return paths
+
+
+def _drizzle_case(kernel):
+    def setup(n, threads):
+        from romancore.algorithms.drizzle import Drizzler
+        from romancore.algorithms.pixmap import calc_pixmap
+        from romancore.wcs import make_output_wcs
+
+        import romancore as rc
+
+        paths = synthetic_l2_set(n, 2)
+        image = rc.open(paths[0])
+        out_wcs, shape = make_output_wcs([rc.open(p).meta.wcs for p in paths])
+        pixmap = calc_pixmap(image.meta.wcs, out_wcs, image.data.shape)
+        return {"Drizzler": Drizzler, "shape": shape, "data": np.array(image.data),
+                "weight": np.ones(image.data.shape, np.float32), "pixmap": pixmap, "threads": threads,
+                "npix": image.data.size}
+
+    def run(s):
+        d = s["Drizzler"](s["shape"], kernel=kernel, want_context=True, num_threads=s["threads"])
+        d.add_image(s["data"], s["weight"], s["pixmap"])
+        d.finalize()
+    return setup, run
+
+
+for _kernel in ("square", "point", "turbo"):
+    CASES[f"drizzle_{_kernel}"] = Case(
+        f"drizzle one 4088² input into the mosaic grid ({_kernel} kernel, with context)",
+        *_drizzle_case(_kernel), streamed=lambda s: s["data"].nbytes + s["pixmap"].nbytes,
+        throughput=lambda s, w: (s["npix"] / w / 1e6, "Mpix/s"))
+
+
+def _pixmap_case(stepsize):
+    def setup(n, threads):
+        from romancore.algorithms.pixmap import calc_pixmap
+        from romancore.wcs import make_output_wcs
+
+        import romancore as rc
+
+        paths = synthetic_l2_set(n, 2)
+        image = rc.open(paths[0])
+        out_wcs, _ = make_output_wcs([rc.open(p).meta.wcs for p in paths])
+        shape = image.data.shape if stepsize > 1 else (min(image.data.shape[0], 256), image.data.shape[1])
+        return {"f": calc_pixmap, "in": image.meta.wcs, "out": out_wcs, "shape": shape,
+                "npix": shape[0] * shape[1]}
+
+    def run(s):
+        s["f"](s["in"], s["out"], s["shape"], stepsize=stepsize)
+    return setup, run
+
+
+CASES["pixmap_sparse"] = Case("pixel map of a 4088² WFI gwcs onto a TAN grid, sparse grid (step 10) + spline",
+                              *_pixmap_case(10), threaded=False,
+                              throughput=lambda s, w: (s["npix"] / w / 1e6, "Mpix/s"))
+CASES["pixmap_dense"] = Case("pixel map evaluated at every pixel (256 rows, for the rate)",
+                             *_pixmap_case(1), threaded=False,
+                             throughput=lambda s, w: (s["npix"] / w / 1e6, "Mpix/s"))
+
+
+@case("outlier_median_4", "NaN/weight-aware median of 4 resampled 4088² planes (tiled)",
+      streamed=lambda s: s["planes"].nbytes * 2, throughput=lambda s, w: (s["planes"][0].size / w / 1e6, "Mpix/s"))
+def _median():
+    def setup(n, threads):
+        from romancore.algorithms.outlier_detection import median_of_resampled
+
+        rng = np.random.default_rng(5)
+        side = n - 8
+        planes = rng.standard_normal((4, side, side), dtype=np.float32)
+        weights = np.ones_like(planes)
+        planes[0, ::97, ::89] = np.nan
+        return {"f": median_of_resampled, "planes": planes, "weights": weights}
+
+    def run(s):
+        s["f"](list(zip(s["planes"], s["weights"], strict=True)), maskpt=0.7)
+    return setup, run
+
+
+@case("skymatch_stat_mode", "clipped 'mode' sky statistic of a 4088² image", threaded=False,
+      streamed=lambda s: s["values"].nbytes, throughput=lambda s, w: (s["values"].size / w / 1e6, "Mpix/s"))
+def _skystat():
+    def setup(n, threads):
+        from romancore.algorithms.skymatch import sky_statistic
+
+        rng = np.random.default_rng(6)
+        side = n - 8
+        return {"f": sky_statistic, "values": (rng.standard_normal(side * side, dtype=np.float32) + 10.0)}
+
+    def run(s):
+        s["f"](s["values"], "mode")
+    return setup, run
+
+
+# ----------------------------------------------------------------------------- pipelines
+def _simulated_exposure(size: str) -> dict:
+    """One simulated exposure with its CRDS cache (made once by romancore-sim in a child process)."""
+    import subprocess
+
+    folder = CACHE / f"sim_{size}"
+    manifest = folder / "manifest.json"
+    if not manifest.exists():
+        subprocess.run([sys.executable, "-m", "romancore.cli.sim", "--out", str(folder), "--size", size,
+                        "--exposures", "1", "--seed", "11"], check=True, capture_output=True)
+    return json.loads(manifest.read_text()) | {"folder": str(folder)}
+
+
+@case("elp", "Exposure pipeline on one simulated 9-resultant exposure (dq_init … flat_field; catalog/tweakreg skipped)")
+def _elp():
+    def setup(n, threads):
+        m = _simulated_exposure("full" if n >= 4096 else "small")
+        os.environ.update(m["crds_env"])  # before crds is imported in this process
+        from romancore.pipeline import ExposurePipeline
+
+        return {"P": ExposurePipeline, "path": str(Path(m["folder"]) / m["uncal"][0]), "threads": threads}
+
+    def run(s):
+        s["P"].call(s["path"], steps={"source_catalog": {"skip": True}, "tweakreg": {"skip": True}})
+    return setup, run
+
+
+@case("elp_with_catalog", "Exposure pipeline incl. source_catalog (tweakreg skipped: one exposure)")
+def _elp_cat():
+    def run(s):
+        s["P"].call(s["path"], steps={"tweakreg": {"skip": True}})
+    return CASES["elp"].setup, run
+
+
+def _mlp_case(count):
+    def setup(n, threads):
+        paths = synthetic_l2_set(n, count)
+        from romancore.pipeline import MosaicPipeline
+
+        return {"P": MosaicPipeline, "asn": str(paths[0].parent / f"bench_{count}_asn.json")}
+
+    def run(s):
+        s["P"].call(s["asn"], steps={"source_catalog": {"skip": True}})
+    return setup, run
+
+
+for _count in (2, 4, 8):
+    CASES[f"mlp_{_count}"] = Case(f"Mosaic pipeline on {_count} dithered 4088² L2 images (flux … resample)",
+                                  *_mlp_case(_count))
+
+
 # ----------------------------------------------------------------------------- driver
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
