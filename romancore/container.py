@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from romancore.datamodels.base import get_meta
 from romancore.errors import NoScienceDataError, RomancoreError
 
 from .associations import is_asn_path, load_asn, member_paths
@@ -152,7 +153,7 @@ class ModelContainer:
         if mem.model is None:
             return
         self._gen += 1
-        mem.filename = _meta(mem.model, "filename")
+        mem.filename = get_meta(mem.model, "filename")
         name = os.path.basename(str(mem.filename or f"member{i}.asdf"))
         path = self._temp_dir() / f"{i:04d}_{self._gen}_{name}"
         if not path.suffix:
@@ -234,9 +235,9 @@ class ModelContainer:
             return str(mem.group_id)
         model = mem.model if mem.model is not None else _open(mem.path)
         try:
-            gid = _meta(model, "group_id")
+            gid = get_meta(model, "group_id")
             if not gid:
-                vals = [_meta(model, f"observation.{k}") for k in GROUP_KEYS]
+                vals = [get_meta(model, f"observation.{k}") for k in GROUP_KEYS]
                 gid = "roman" + "_".join(str(v) for v in vals)
         finally:
             if mem.model is None:
@@ -280,7 +281,7 @@ class ModelContainer:
         directory = Path(dir_path) if dir_path else Path(".")
         directory.mkdir(parents=True, exist_ok=True)
         for i, model in enumerate(self):
-            filename = str(_meta(model, "filename") or f"member{i}.asdf")
+            filename = str(get_meta(model, "filename") or f"member{i}.asdf")
             if path is None:
                 name = os.path.basename(filename)
             elif callable(path):
@@ -310,16 +311,6 @@ class ModelContainer:
 
     def __repr__(self):
         return f"<ModelContainer {len(self)} members{' on disk' if self.on_disk else ''}>"
-
-
-def _meta(model, dotted):
-    node = getattr(model, "meta", None)
-    try:
-        for part in dotted.split("."):
-            node = getattr(node, part)
-    except (AttributeError, KeyError):
-        return None
-    return node
 
 
 def open_input(input, *, on_disk: bool = False):

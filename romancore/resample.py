@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from romancore.datamodels.base import get_meta
 from romancore.errors import ParameterError, RomancoreError
 
 log = logging.getLogger(__name__)
@@ -47,16 +48,6 @@ __all__ = ["OutputGrid", "check_imaging", "output_grid", "resample", "sky_level"
 
 
 # ----------------------------------------------------------------------------- small helpers
-def _meta(model, dotted, default=None):
-    node = getattr(model, "meta", None)
-    try:
-        for part in dotted.split("."):
-            node = getattr(node, part)
-    except (AttributeError, KeyError):
-        return default
-    return node
-
-
 def _real(value) -> float | None:
     """A usable number (not None, NaN or the -999999 placeholder)."""
     if value is None or isinstance(value, bool):
@@ -72,7 +63,7 @@ def _real(value) -> float | None:
 
 def member_name(container, index: int, model=None) -> str:
     """A name for messages: ``meta.filename``, else the member's file, else ``member <i>``."""
-    name = _meta(model, "filename") if model is not None else None
+    name = get_meta(model, "filename") if model is not None else None
     if isinstance(name, str) and name.strip() not in ("", "?"):
         return name
     paths = container.paths() if hasattr(container, "paths") else []
@@ -91,7 +82,7 @@ def check_imaging(container) -> None:
         return
     for i in range(len(container)):
         model = container[i]
-        exptype = str(_meta(model, "exposure.type", "") or "").upper()
+        exptype = str(get_meta(model, "exposure.type", "") or "").upper()
         if exptype in SPECTRAL_TYPES:
             raise RomancoreError(
                 f"{member_name(container, i, model)} is a {exptype} exposure: the mosaic pipeline "
@@ -105,14 +96,14 @@ def check_imaging(container) -> None:
 
 def sky_level(model) -> float:
     """The sky still present in the data: ``meta.background.level`` when not subtracted, else 0."""
-    if _meta(model, "background.subtracted", False) is True:
+    if get_meta(model, "background.subtracted", False) is True:
         return 0.0
-    level = _real(_meta(model, "background.level"))
+    level = _real(get_meta(model, "background.level"))
     return 0.0 if level is None else level
 
 
 def input_wcs(model, name: str):
-    wcs = _meta(model, "wcs")
+    wcs = get_meta(model, "wcs")
     if wcs is None or not callable(wcs):
         raise RomancoreError(f"{name} has no WCS (meta.wcs): run assign_wcs before the mosaic steps")
     return wcs
@@ -121,7 +112,7 @@ def input_wcs(model, name: str):
 def exposure_time(model, name: str) -> float:
     """Effective exposure time of an input (falls back to ``exposure_time``), seconds."""
     for key in ("exposure.effective_exposure_time", "exposure.exposure_time"):
-        t = _real(_meta(model, key))
+        t = _real(get_meta(model, key))
         if t is not None and t > 0:
             return t
     raise RomancoreError(
@@ -229,7 +220,7 @@ def _input_scale(model, name: str) -> float:
     """Input pixel scale (arcsec): from meta.photometry.pixel_area, else the WCS at the centre."""
     from romancore.wcs import compute_scale
 
-    area = _real(_meta(model, "photometry.pixel_area"))
+    area = _real(get_meta(model, "photometry.pixel_area"))
     if area is not None and area > 0:
         return math.degrees(math.sqrt(area)) * 3600.0
     ny, nx = np.shape(model.data)
@@ -336,7 +327,7 @@ def _times(model):
 
     out = []
     for key in ("exposure.start_time", "exposure.end_time"):
-        t = _meta(model, key)
+        t = get_meta(model, key)
         if isinstance(t, Time):
             out.append(t)
         elif isinstance(t, str):
@@ -378,18 +369,18 @@ class _MetaCollector:
         self.members.append(name)
         self.times.extend(_times(model))
         for key in ("flux", "skymatch", "outlier_detection"):
-            self.cal_steps.setdefault(key, set()).add(_meta(model, f"cal_step.{key}"))
+            self.cal_steps.setdefault(key, set()).add(get_meta(model, f"cal_step.{key}"))
         if self.first_meta is None:
             self.first_meta = {}
             for key in ("instrument", "observation", "program", "coordinates"):
-                node = _meta(model, key)
+                node = get_meta(model, key)
                 if node is not None and hasattr(node, "to_dict"):
                     self.first_meta[key] = node.to_dict()
         if self.blend:
             n = len(self.members) - 1
             row = {"filename": name}
             for sec in _BLEND_SECTIONS:
-                node = _meta(model, sec)
+                node = get_meta(model, sec)
                 if node is None or not hasattr(node, "to_dict"):
                     continue
                 for k, v in node.to_dict().items():

@@ -36,6 +36,7 @@ import numpy as np
 
 from romancore._ext import dq_ops as _dq_ops
 from romancore._ext import drizzle as _kern
+from romancore.algorithms.checks import positive_finite
 from romancore.dq import interpret_bit_flags
 from romancore.errors import OutputTooLargeError, ParameterError
 
@@ -102,16 +103,6 @@ def _as_pixmap(pixmap, shape=None):
     if pixmap.dtype.kind != "f":
         raise ParameterError(f"pixmap must be floating point, got dtype {pixmap.dtype}")
     return np.ascontiguousarray(pixmap, dtype=np.float64)
-
-
-def _positive_finite(name, value):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be a number, got {value!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise ParameterError(f"{name} must be finite and > 0, got {value!r}")
-    return v
 
 
 def _parse_fillval(fillval):
@@ -201,7 +192,7 @@ def check_memory(nbytes: int, allowed_memory=None) -> None:
             raise ParameterError(
                 f"DMODEL_ALLOWED_MEMORY must be a number, got {env!r}"
             ) from None
-    allowed = _positive_finite("allowed_memory", allowed_memory)
+    allowed = positive_finite("allowed_memory", allowed_memory)
     available = _available_memory()
     if available is None:
         log.warning("cannot determine the available memory; allowed_memory not checked")
@@ -326,7 +317,7 @@ class Drizzler:
         if not isinstance(kernel, str) or kernel.lower() not in KERNELS:
             raise ParameterError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
         kernel = kernel.lower()
-        pixfrac = _positive_finite("pixfrac", pixfrac)
+        pixfrac = positive_finite("pixfrac", pixfrac)
         if pixfrac <= 0.001 and kernel != "point":
             log.warning("pixfrac=%g <= 0.001: using the point kernel", pixfrac)
             kernel = "point"
@@ -340,7 +331,7 @@ class Drizzler:
         self.num_threads = _num_threads(num_threads)
 
         if pixel_scale_ratio is not None:
-            pixel_scale_ratio = _positive_finite("pixel_scale_ratio", pixel_scale_ratio)
+            pixel_scale_ratio = positive_finite("pixel_scale_ratio", pixel_scale_ratio)
         self.pixel_scale_ratio = pixel_scale_ratio
 
         if isinstance(variance_planes, str):
@@ -531,7 +522,7 @@ class Drizzler:
             raise ParameterError(f"iscale must be finite, got {iscale!r}")
         exptime = float(exptime)
         if self.want_exptime or self.variance_weight == "exptime":
-            exptime = _positive_finite("exptime", exptime)
+            exptime = positive_finite("exptime", exptime)
 
         if input_index is None:
             input_index = self._next_index
@@ -725,7 +716,7 @@ def build_driz_weight(
         elif wt == "exptime":
             if exptime is None:
                 raise ParameterError("weight_type='exptime' needs exptime")
-            w = mask * np.float32(_positive_finite("exptime", exptime))
+            w = mask * np.float32(positive_finite("exptime", exptime))
         elif wt == "ivm-sky":
             if var_rnoise is None or var_poisson is None:
                 raise ParameterError("weight_type='ivm-sky' needs var_rnoise and var_poisson")

@@ -31,6 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from romancore._ext import ramp_fit as _kernel
+from romancore.algorithms.checks import positive_finite
 from romancore.dq import group as group_flags
 from romancore.errors import ParameterError
 
@@ -106,16 +107,6 @@ def _check_read_pattern(read_pattern) -> list[list[int]]:
     return pattern
 
 
-def _check_positive_finite(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be a number, got {value!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise ParameterError(f"{name} must be finite and > 0, got {value!r}")
-    return v
-
-
 def read_pattern_quantities(read_pattern, frame_time: float) -> ReadPatternQuantities:
     """Mean time, variance-weighted time and read count of each resultant.
 
@@ -140,7 +131,7 @@ def read_pattern_quantities(read_pattern, frame_time: float) -> ReadPatternQuant
     ([2.0, 5.0], [2.0, 4.5], [1.0, 2.0])
     """
     pattern = _check_read_pattern(read_pattern)
-    frame_time = _check_positive_finite("frame_time", frame_time)
+    frame_time = positive_finite("frame_time", frame_time)
     nres = len(pattern)
     t_bar = np.empty(nres)
     tau = np.empty(nres)
@@ -254,7 +245,7 @@ def fit_ramps_cas22(
     2.0
     """
     pattern = _check_read_pattern(read_pattern)
-    frame_time = _check_positive_finite("frame_time", frame_time)
+    frame_time = positive_finite("frame_time", frame_time)
     for name, value in (("threshold_intercept", threshold_intercept),
                         ("threshold_constant", threshold_constant)):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \

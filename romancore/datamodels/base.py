@@ -24,7 +24,7 @@ from ..errors import FileFormatError, ValidationError, WrongModelError
 from ..io import materialize, parse_tag, read_roman, write_roman
 from .schema import load_schema, placeholder_tree, subschema, validator_for
 
-__all__ = ["DataModel", "Node"]
+__all__ = ["DataModel", "Node", "get_meta"]
 
 _MISSING = object()
 
@@ -496,6 +496,17 @@ class DataModel:
     def __repr__(self):
         where = f" from {self._source_path.name}" if self._source_path else ""
         return f"<{type(self).__name__}{where} shape={self.shape}>"
+
+
+def get_meta(model, dotted: str, default=None):
+    """``model.meta.<dotted>``, or ``default`` when any part of the path is not set."""
+    node = getattr(model, "meta", None)
+    try:
+        for part in dotted.split("."):
+            node = getattr(node, part)
+    except (AttributeError, KeyError):
+        return default
+    return node
 
 
 def _article(name: str) -> str:

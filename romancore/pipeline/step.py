@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
+from romancore.datamodels.base import get_meta
 from romancore.errors import ParameterError, ReferenceFileError, RomancoreError
 
 from . import config as _config
@@ -36,17 +37,6 @@ class RefType(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- meta helpers
-def get_meta(model, dotted: str, default=None):
-    """``model.meta.<dotted>`` or *default* when it is not set."""
-    node = getattr(model, "meta", None)
-    try:
-        for part in dotted.split("."):
-            node = getattr(node, part)
-    except (AttributeError, KeyError):
-        return default
-    return node
-
-
 def set_meta(model, dotted: str, value) -> bool:
     """Set ``model.meta.<dotted>``; returns False if the model's schema has no such field."""
     from romancore.errors import ValidationError
