@@ -172,6 +172,9 @@ def test_count_rates_match_truth_on_star_free_pixels(dense_run):
         print(f"{stem}: {free.sum()} star-free pixels, pull mean {pull.mean():+.3f} std {pull.std():.3f}; "
               f"mean rate / truth - 1 = {rel[-1]:+.4f} +- {sem:.4f} (against the nominal gain: "
               f"{nominal:+.4f}; real/nominal gain {np.median(gain) / 2.0:.4f})")
+        # ols_cas22 picks its weighting power from each pixel's own signal; at 0.6-0.75 e/s the
+        # sky sits near the S = 5 boundary (P = 0 / 0.4), which biases faint rates up by ~0.3-1.1 %
+        # even on ideal ramps (no refpix, linearity or dark): the tolerance allows for that
         assert abs(pull.mean()) < 0.1
         assert 0.9 < pull.std() < 1.1
         assert abs(rel[-1]) < 0.025  # 0.1 sigma per pixel
