@@ -245,3 +245,18 @@ def test_get_crds_parameters(uncal_path):
     assert params["roman.meta.instrument.optical_element"] == "F158"
     assert params["roman.meta.exposure.type"] == "WFI_IMAGE"
     assert params["roman.meta.exposure.start_time"] == "2027-03-01 00:00:00"
+
+
+def test_release_arrays_reads_them_again(tmp_path):
+    image = dm.ImageModel.create_minimal(shape=(6, 5))
+    image.data[...] = 3.0
+    path = image.save(tmp_path / "r_cal.asdf")
+    back = rc.open(path)
+    first = back.data
+    assert type(back._tree["data"]).__name__ != "NDArrayType"
+    assert back.release_arrays() >= 1
+    assert type(back._tree["data"]).__name__ == "NDArrayType"
+    again = back.data
+    assert again is not first
+    np.testing.assert_array_equal(again, first)
+    assert dm.ImageModel.create_minimal(shape=(2, 2)).release_arrays() == 0

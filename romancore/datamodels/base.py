@@ -338,9 +338,11 @@ class DataModel:
             value = tree[name]
             if isinstance(value, dict):
                 return Node(value, (name,), self)
-            value = materialize(value, self._source_path)
-            tree[name] = value
-            return value
+            loaded = materialize(value, self._source_path)
+            if loaded is not value:
+                self.__dict__.setdefault("_lazy", {})[name] = value
+                tree[name] = loaded
+            return loaded
         sub = subschema(self.schema, (name,))
         if sub is not None:
             raise AttributeError(f"{type(self).__name__} has no '{name}' (it is optional and not set)")
@@ -448,6 +450,20 @@ class DataModel:
             if isinstance(value, np.ndarray):
                 value = np.array(value)
             self._tree[key] = value
+
+    def release_arrays(self) -> int:
+        """Forget the arrays read from this model's file; they are read again when next used.
+
+        For file-backed models held for a long time (reference files, an L1 exposure after
+        its conversion), this returns their memory.  Changes made in memory to those arrays
+        are lost.  Returns the number of arrays released.
+        """
+        lazy = self.__dict__.get("_lazy") or {}
+        for name, value in lazy.items():
+            self._tree[name] = value
+        count = len(lazy)
+        lazy.clear()
+        return count
 
     def close(self):
         if self._asdf is not None:

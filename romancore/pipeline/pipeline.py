@@ -231,7 +231,10 @@ class ExposurePipeline(Pipeline):
     def _process_exposure(self, model, provider, params):
         from .step import _to_ramp
 
+        raw = model
         model = _to_ramp(model)
+        if model is not raw and hasattr(raw, "release_arrays"):
+            raw.release_arrays()  # the L1 arrays were converted: do not keep them resident
         exptype = str(get_meta(model, "exposure.type", "") or "")
         applicable = set(self._applicable(exptype))
         prods: dict = {}

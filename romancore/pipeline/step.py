@@ -355,6 +355,10 @@ class Step:
         except Exception:
             self._mark(model, FAILED, only_if_incomplete=False)
             raise
+        finally:
+            for ref in refs:  # reference arrays are re-read lazily if another exposure needs them
+                if ref is not None and hasattr(ref, "release_arrays"):
+                    ref.release_arrays()
         if self.returns == "products":
             products = out if isinstance(out, tuple) else (out,)
             object.__setattr__(self, "products", dict(zip(self.product_suffixes, products, strict=False)))
