@@ -166,3 +166,25 @@ def test_bad_parameters(kwargs, match):
 
     with pytest.raises(ParameterError, match=match):
         calc_pixmap(ident, ident, (10, 10), **kwargs)
+
+
+@pytest.mark.parametrize("order", [1, 3])
+def test_separable_spline_evaluation_matches_fitpack(order):
+    """The blocked sparse design-matrix evaluation equals the spline's own grid evaluation."""
+    from scipy.interpolate import RectBivariateSpline
+
+    from romancore.algorithms import pixmap as pm
+
+    rng = np.random.default_rng(7)
+    gy, gx = np.linspace(0, 300, 13), np.linspace(0, 200, 9)
+    z = rng.normal(size=(13, 9)) + gy[:, None] * 0.5
+    spline = RectBivariateSpline(gy, gx, z, kx=order, ky=order, s=0)
+    ys, xs = np.arange(0.0, 301.0), np.arange(0.0, 201.0)
+    out = np.full((301, 402), np.nan)[:, ::2]  # a strided target like pixmap[..., 0]
+    old = pm._BLOCK_ROWS
+    pm._BLOCK_ROWS = 64  # several row blocks, the last one partial
+    try:
+        pm._fill_separable(spline, order, ys, xs, out)
+    finally:
+        pm._BLOCK_ROWS = old
+    np.testing.assert_allclose(out, spline(ys, xs), rtol=0, atol=1e-10)

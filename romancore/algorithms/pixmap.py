@@ -15,13 +15,16 @@ import logging
 import math
 
 import numpy as np
-from scipy.interpolate import RectBivariateSpline
+from scipy.interpolate import BSpline, RectBivariateSpline
 
 from romancore.errors import ParameterError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["calc_pixmap"]
+
+#: rows of the output filled per block by the separable spline evaluation
+_BLOCK_ROWS = 256
 
 
 def _inverse_callable(out_inverse):
@@ -72,6 +75,25 @@ def _evaluate(in_forward, inverse, x, y):
     if not isinstance(out, (tuple, list)) or len(out) < 2:
         raise ParameterError("out_inverse must return a pair of pixel-coordinate arrays")
     return (np.asarray(out[0], dtype=np.float64), np.asarray(out[1], dtype=np.float64))
+
+
+def _fill_separable(spline, order: int, ys, xs, out) -> None:
+    """Evaluate a tensor-product spline on the grid ``ys × xs`` into ``out`` [len(ys), len(xs)].
+
+    ``S(y, x) = Σ_ij c_ij B_i(y) B_j(x)``: with the sparse B-spline design matrices
+    ``By`` (``order + 1`` non-zeros per row) the grid values are ``By @ (C @ Bxᵀ)``.
+    ``C @ Bxᵀ`` is small (coefficient rows × nx); the sparse product then costs
+    ``order + 1`` multiply-adds per pixel, done in blocks of rows to bound temporaries.
+    """
+    ty, tx = spline.get_knots()
+    ncy, ncx = len(ty) - order - 1, len(tx) - order - 1
+    coeffs = np.asarray(spline.get_coeffs(), dtype=np.float64).reshape(ncy, ncx)
+    bx = BSpline.design_matrix(xs, tx, order)
+    partial = np.ascontiguousarray((bx @ coeffs.T).T)  # [ncy, nx]: C @ Bxᵀ
+    by = BSpline.design_matrix(ys, ty, order).tocsr()
+    for r0 in range(0, len(ys), _BLOCK_ROWS):
+        r1 = min(len(ys), r0 + _BLOCK_ROWS)
+        out[r0:r1] = by[r0:r1] @ partial
 
 
 def calc_pixmap(
@@ -142,10 +164,10 @@ def calc_pixmap(
         xx, yy = np.meshgrid(gx, gy)
         X, Y = _evaluate(in_forward, inverse, xx, yy)
         if np.all(np.isfinite(X)) and np.all(np.isfinite(Y)):
-            sx = RectBivariateSpline(gy, gx, X, kx=order, ky=order, s=0)
-            sy = RectBivariateSpline(gy, gx, Y, kx=order, ky=order, s=0)
-            pixmap[ymin:ymax + 1, xmin:xmax + 1, 0] = sx(ys_all, xs_all)
-            pixmap[ymin:ymax + 1, xmin:xmax + 1, 1] = sy(ys_all, xs_all)
+            for comp, values in enumerate((X, Y)):
+                spline = RectBivariateSpline(gy, gx, values, kx=order, ky=order, s=0)
+                _fill_separable(spline, order, ys_all, xs_all,
+                                pixmap[ymin:ymax + 1, xmin:xmax + 1, comp])
             return pixmap
         log.info("non-finite WCS values on the sparse grid: evaluating every pixel")
 
