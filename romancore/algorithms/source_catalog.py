@@ -43,7 +43,6 @@ from typing import Any
 
 import astropy.units as u
 import numpy as np
-from astropy.convolution import convolve
 from astropy.stats import SigmaClip, gaussian_fwhm_to_sigma
 from astropy.table import Column, Table
 from scipy.spatial import cKDTree
@@ -415,6 +414,25 @@ def _abmag(flux_njy, flux_err_njy):
     return mag, mag_err
 
 
+def _masked_convolve(data: np.ndarray, kernel: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Convolution normalised over unmasked pixels (0 at masked pixels), in float32.
+
+    ``conv(data·w) / conv(w)`` with w = 1 on good pixels: the same result as astropy's
+    ``convolve(..., mask=mask, normalize_kernel=True, boundary='fill', fill_value=0)`` for a
+    normalised kernel, at a fraction of its memory and time.
+    """
+    from scipy.ndimage import correlate
+
+    kern = (kernel / kernel.sum()).astype(np.float32)[::-1, ::-1]
+    good = (~mask).astype(np.float32)
+    num = correlate(data * good, kern, mode="constant", cval=0.0)
+    den = correlate(good, kern, mode="constant", cval=0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.divide(num, den, out=num)
+    num[mask | ~np.isfinite(num)] = 0.0
+    return num
+
+
 # --------------------------------------------------------------------------------------
 # public API
 
@@ -549,8 +567,9 @@ def make_source_catalog(
     scale = math.sqrt(pixel_area) * _RAD_TO_ARCSEC  # arcsec / pixel
     to_njy = pixel_area * _NJY_PER_MJY * (photmjsr if data_unit == "DN/s" else 1.0)
 
-    data = data.astype(float)
-    err = err.astype(float)
+    # float32 working copies: a full detector is 16.7 Mpix, so every float64 plane costs 134 MB
+    data = np.array(data, dtype=np.float32)
+    err = np.array(err, dtype=np.float32)
     mask = ~np.isfinite(data) | ~np.isfinite(err) | (err <= 0)
     if dq is not None:
         mask |= (dq & _DNU) != 0
@@ -558,16 +577,17 @@ def make_source_catalog(
         mask |= ~(np.asarray(weight) > 0)
     if mask.all():
         raise RomancoreError("every pixel of the image is masked; no source catalog can be made")
-    data = np.where(mask, 0.0, data)
-    err = np.where(mask, 0.0, err)
+    data[mask] = 0.0
+    err[mask] = 0.0
 
     background, background_rms = _background(data, mask, bkg_boxsize)
+    background = background.astype(np.float32, copy=False)
+    background_rms = background_rms.astype(np.float32, copy=False)
     data -= background
     data[mask] = 0.0
 
     kernel = _detection_kernel(kernel_fwhm)
-    detection = convolve(data, kernel, mask=mask, normalize_kernel=True, boundary="fill", fill_value=0.0)
-    detection = np.where(mask | ~np.isfinite(detection), 0.0, detection)
+    detection = _masked_convolve(data, np.asarray(kernel.array, dtype=np.float32), mask)
     threshold = snr_threshold * background_rms
 
     if deblend:
