@@ -16,15 +16,21 @@ Every input pixel whose footprint overlaps the output grid deposits the part
 that lands on the grid; nothing is dropped because an input pixel straddles
 an output edge.
 
-Parallelism: the output rows touched by an input are split into bands; each
-thread owns one band at a time, scans the input rows that reach its band in
-input order and writes only inside its band.  Every output pixel therefore
-receives its updates in the same order as in a serial run, so results do not
-depend on the number of threads.
+Work is split into bands of output rows.  A first pass (:func:`band_table`)
+records, for every input row and band, the input columns whose drop reaches
+the band, so a band visits only the input pixels that land on it.  Each thread
+owns one band at a time and visits those pixels in input order, writing only
+inside its band; every output pixel therefore receives its updates in the
+same order as in a serial run, and results do not depend on the number of
+threads.  One visit of an input pixel computes its overlaps once and deposits
+the data, the weights, the context bit, the per-input sums of every variance
+plane and the exposure-time coverage; the per-input sums live in a small
+per-thread band scratch that is folded into the variance and exposure-time
+maps (ALGORITHMS.md §6.5) as soon as the band is done.
 """
 import numpy as np
 cimport numpy as cnp
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.math cimport floor, ceil, exp, fabs, isfinite, M_PI
 
 ctypedef cnp.uint32_t u32
@@ -130,7 +136,8 @@ cdef inline double _boxer(double ii, double jj, double* qx, double* qy) noexcept
 cdef struct Job:
     # input
     const float* data
-    const float* weight
+    const float* weight     # main drop weights (used when do_main)
+    const float* cweight    # coverage weights (used when do_cov)
     const double* pm
     Py_ssize_t nx
     Py_ssize_t ny
@@ -141,19 +148,23 @@ cdef struct Job:
     Py_ssize_t ony
     u32* ctx            # start of the context plane of this input
     u32 ctx_bit
-    # per-input window accumulators
+    # variance planes: per-input sqrt(V) in, combined sums out (full output)
     const float* aux_in
-    float* aux_sum
-    float* aux_wht
     Py_ssize_t naux
-    Py_ssize_t wx0
-    Py_ssize_t wy0
-    Py_ssize_t wnx
-    Py_ssize_t wny
-    # row footprints
-    const i64* row_jmin
-    const i64* row_jmax
-    const double* reach
+    float* var_sum
+    float* var_wht
+    int omega_mode      # OMEGA_* below
+    Py_ssize_t rn_index
+    # exposure-time map (full output)
+    float* expmap
+    double exptime
+    # per-thread band scratch: planes [wht, cov, sum_0 .. sum_{naux-1}] of band_h x onx
+    float* scratch
+    Py_ssize_t band_h
+    Py_ssize_t nbands
+    # input column range of every (input row, band)
+    const int* ilo
+    const int* ihi
     # kernel
     const double* lut
     Py_ssize_t nlut
@@ -168,6 +179,15 @@ cdef struct Job:
     bint do_main
     bint do_ctx
     bint do_aux
+    bint do_cov
+
+
+cdef enum:
+    OMEGA_IVM = 0
+    OMEGA_EXPTIME = 1
+    OMEGA_ONE = 2
+
+OMEGA_CODES = {"ivm": 0, "exptime": 1, None: 2}
 
 
 cdef inline bint _valid(const double* pm, Py_ssize_t i, Py_ssize_t j,
@@ -343,46 +363,61 @@ cdef double _kernel_reach(int kernel, double pixfrac, double pscale) noexcept no
     return 0.0
 
 
-cdef void _row_footprint(const Job* job, Py_ssize_t j, i64* jmin, i64* jmax,
-                         i64* imin, i64* imax, double* reach) noexcept nogil:
-    cdef Py_ssize_t i, i0, i1, j0, j1, p
+
+
+cdef inline bint _pixel_ranges(const Job* job, Py_ssize_t i, Py_ssize_t j, double* qx, double* qy,
+                               double* xlo, double* xhi, double* ylo, double* yhi,
+                               Py_ssize_t* i0, Py_ssize_t* i1,
+                               Py_ssize_t* j0, Py_ssize_t* j1) noexcept nogil:
+    """Footprint and output pixel ranges of input pixel (i, j); False if it touches nothing."""
+    if not _footprint(job, i, j, qx, qy, xlo, xhi, ylo, yhi):
+        return False
+    _range(job.kernel, xlo[0], xhi[0], job.onx, i0, i1)
+    _range(job.kernel, ylo[0], yhi[0], job.ony, j0, j1)
+    return i0[0] <= i1[0] and j0[0] <= j1[0]
+
+
+cdef inline bint _wanted(const Job* job, Py_ssize_t p, double* w, double* cw) noexcept nogil:
+    """Weights of input pixel p; False when it deposits nothing at all."""
+    w[0] = job.weight[p] if job.do_main else 0.0
+    cw[0] = job.cweight[p] if job.do_cov else 0.0
+    if not (w[0] > 0.0) and not (cw[0] > 0.0):
+        return False
+    return isfinite(job.data[p])
+
+
+cdef void _table_row(const Job* job, Py_ssize_t j, int* ilo, int* ihi, i64* count) noexcept nogil:
+    """Band table of input row j: columns of the pixels that reach each band."""
+    cdef Py_ssize_t i, p, i0, i1, j0, j1, b, b0, b1, k
     cdef double qx[4]
     cdef double qy[4]
-    cdef double xlo, xhi, ylo, yhi, r, Y
+    cdef double xlo, xhi, ylo, yhi, w, cw
     for i in range(job.nx):
         p = j * job.nx + i
-        if not (job.weight[p] > 0.0) or not isfinite(job.data[p]):
+        if not _wanted(job, p, &w, &cw):
             continue
-        if not _footprint(job, i, j, qx, qy, &xlo, &xhi, &ylo, &yhi):
+        if not _pixel_ranges(job, i, j, qx, qy, &xlo, &xhi, &ylo, &yhi, &i0, &i1, &j0, &j1):
             continue
-        _range(job.kernel, xlo, xhi, job.onx, &i0, &i1)
-        _range(job.kernel, ylo, yhi, job.ony, &j0, &j1)
-        if i0 > i1 or j0 > j1:
-            continue
-        if j0 < jmin[j]:
-            jmin[j] = j0
-        if j1 > jmax[j]:
-            jmax[j] = j1
-        if i0 < imin[j]:
-            imin[j] = i0
-        if i1 > imax[j]:
-            imax[j] = i1
-        Y = job.pm[2 * p + 1]
-        r = Y - ylo
-        if yhi - Y > r:
-            r = yhi - Y
-        if r > reach[j]:
-            reach[j] = r
+        if w > 0.0:
+            count[j] += 1
+        b0 = j0 // job.band_h
+        b1 = j1 // job.band_h
+        for b in range(b0, b1 + 1):
+            k = j * job.nbands + b
+            if ilo[k] > i:
+                ilo[k] = <int>i
+            ihi[k] = <int>i
 
 
-cdef inline void _drop(const Job* job, Py_ssize_t jj, Py_ssize_t ii, double d, double dow,
-                       Py_ssize_t p) noexcept nogil:
-    """Deposit value d with weight dow on output pixel (ii, jj) from input pixel p."""
-    cdef Py_ssize_t q, a, npix
+cdef inline void _deposit(const Job* job, float* scr, Py_ssize_t by0, Py_ssize_t jj, Py_ssize_t ii,
+                          double d, double dow, double cdow, bint mw, bint mc,
+                          Py_ssize_t p) noexcept nogil:
+    """Deposit value d with weight dow (and coverage weight cdow) on output pixel (ii, jj)."""
+    cdef Py_ssize_t q, s, a, npix, plane
     cdef double w, wn
-    if dow == 0.0:
-        return
-    if job.do_main:
+    s = (jj - by0) * job.onx + ii
+    plane = job.band_h * job.onx
+    if mw and dow != 0.0:
         q = jj * job.onx + ii
         w = job.wht[q]
         wn = w + dow
@@ -393,57 +428,100 @@ cdef inline void _drop(const Job* job, Py_ssize_t jj, Py_ssize_t ii, double d, d
         job.wht[q] = <float>wn
         if job.do_ctx and dow > 0.0:
             job.ctx[q] = job.ctx[q] | job.ctx_bit
-    if job.do_aux:
-        q = (jj - job.wy0) * job.wnx + (ii - job.wx0)
-        job.aux_wht[q] += <float>dow
-        npix = job.nx * job.ny
-        for a in range(job.naux):
-            job.aux_sum[a * job.wnx * job.wny + q] += <float>(dow * job.iscale * job.aux_in[a * npix + p])
+        if job.do_aux:
+            scr[s] += <float>dow
+            npix = job.nx * job.ny
+            for a in range(job.naux):
+                scr[(2 + a) * plane + s] += <float>(dow * job.iscale * job.aux_in[a * npix + p])
+    if mc and cdow != 0.0:
+        scr[plane + s] += <float>cdow
 
 
-cdef i64 _process_band(const Job* job, Py_ssize_t by0, Py_ssize_t by1) noexcept nogil:
-    """Drop every contributing input pixel onto output rows by0..by1 only."""
-    cdef Py_ssize_t i, j, p, ii, jj, i0, i1, j0, j1, li, lj
+cdef void _combine_band(const Job* job, float* scr, Py_ssize_t by0, Py_ssize_t by1,
+                        Py_ssize_t cx0, Py_ssize_t cx1) noexcept nogil:
+    """Fold this input's band sums into the variance and exposure-time maps (§6.5), clear them."""
+    cdef Py_ssize_t plane = job.band_h * job.onx, opix = job.onx * job.ony
+    cdef Py_ssize_t jj, ii, s, q, a
+    cdef double inv_w, v, vp, om
+    cdef float aw
+    for jj in range(by0, by1 + 1):
+        for ii in range(cx0, cx1 + 1):
+            s = (jj - by0) * job.onx + ii
+            q = jj * job.onx + ii
+            if job.do_cov:
+                if scr[plane + s] != 0.0:
+                    job.expmap[q] = job.expmap[q] + <float>job.exptime
+                scr[plane + s] = 0.0
+            if not job.do_aux:
+                continue
+            aw = scr[s]
+            if aw == 0.0:
+                for a in range(job.naux):
+                    scr[(2 + a) * plane + s] = 0.0
+                continue
+            inv_w = 1.0 / <double>aw
+            if job.omega_mode == OMEGA_IVM:
+                v = scr[(2 + job.rn_index) * plane + s] * inv_w
+                om = 1.0 / (v * v)
+                if not (isfinite(om) and om > 0.0):
+                    om = 0.0
+            elif job.omega_mode == OMEGA_EXPTIME:
+                om = job.exptime
+            else:
+                om = 1.0
+            for a in range(job.naux):
+                v = scr[(2 + a) * plane + s] * inv_w
+                vp = v * v
+                if isfinite(vp) and vp >= 0.0 and om > 0.0:
+                    job.var_sum[a * opix + q] = job.var_sum[a * opix + q] + <float>(vp * om * om)
+                    job.var_wht[a * opix + q] = job.var_wht[a * opix + q] + <float>om
+                scr[(2 + a) * plane + s] = 0.0
+            scr[s] = 0.0
+
+
+cdef void _process_band(const Job* job, Py_ssize_t b, float* scr) noexcept nogil:
+    """Drop every contributing input pixel onto the output rows of band b only.
+
+    Input pixels are visited in input order, so every output pixel receives its
+    updates in the same order whatever the number of threads.
+    """
+    cdef Py_ssize_t by0 = b * job.band_h
+    cdef Py_ssize_t by1 = by0 + job.band_h - 1
+    cdef Py_ssize_t i, j, p, ii, jj, i0, i1, j0, j1, li, lj, lo, hi
+    cdef Py_ssize_t cx0 = job.onx, cx1 = -1
     cdef double qx[4]
     cdef double qy[4]
-    cdef double xlo, xhi, ylo, yhi, X, Y, d, w, jaco, dover, dow, ox, oy, r2
-    cdef bint first_band
-    cdef i64 count = 0
+    cdef double xlo, xhi, ylo, yhi, X, Y, d, w, cw, jaco, dover, f, ox, oy, r2
+    cdef bint mw, mc
     cdef int kernel = job.kernel
+    if by1 > job.ony - 1:
+        by1 = job.ony - 1
     for j in range(job.ny):
-        if job.row_jmax[j] < by0 or job.row_jmin[j] > by1:
-            continue
-        for i in range(job.nx):
+        lo = job.ilo[j * job.nbands + b]
+        hi = job.ihi[j * job.nbands + b]
+        for i in range(lo, hi + 1):
             p = j * job.nx + i
-            w = job.weight[p]
-            if not (w > 0.0):
+            if not _wanted(job, p, &w, &cw):
                 continue
-            d = job.data[p]
-            if not isfinite(d):
+            if not _pixel_ranges(job, i, j, qx, qy, &xlo, &xhi, &ylo, &yhi, &i0, &i1, &j0, &j1):
                 continue
-            Y = job.pm[2 * p + 1]
-            if not (Y + job.reach[j] >= by0 - 0.5) or not (Y - job.reach[j] < by1 + 0.5):
-                continue
-            if not _footprint(job, i, j, qx, qy, &xlo, &xhi, &ylo, &yhi):
-                continue
-            d = d * job.iscale
-            X = job.pm[2 * p]
-            _range(kernel, xlo, xhi, job.onx, &i0, &i1)
-            _range(kernel, ylo, yhi, job.ony, &j0, &j1)
-            if i0 > i1 or j0 > j1:
-                continue
-            # a pixel spanning several bands is counted by the band of its first row
-            first_band = j0 >= by0 and j0 <= by1
             if j0 < by0:
                 j0 = by0
             if j1 > by1:
                 j1 = by1
-            if first_band:
-                count += 1
             if j0 > j1:
                 continue
+            if i0 < cx0:
+                cx0 = i0
+            if i1 > cx1:
+                cx1 = i1
+            mw = w > 0.0
+            mc = cw > 0.0
+            d = job.data[p] * job.iscale
+            X = job.pm[2 * p]
+            Y = job.pm[2 * p + 1]
             if kernel == K_POINT:
-                _drop(job, j0, i0, d, w, p)
+                _deposit(job, scr, by0, j0, i0, d, w, cw, mw, mc, p)
             elif kernel == K_SQUARE:
                 jaco = 0.5 * ((qx[1] - qx[3]) * (qy[0] - qy[2])
                               - (qx[0] - qx[2]) * (qy[1] - qy[3]))
@@ -453,8 +531,8 @@ cdef i64 _process_band(const Job* job, Py_ssize_t by0, Py_ssize_t by1) noexcept 
                     for ii in range(i0, i1 + 1):
                         dover = _boxer(<double>ii, <double>jj, qx, qy)
                         if dover != 0.0:
-                            dow = dover * w / jaco
-                            _drop(job, jj, ii, d, dow, p)
+                            _deposit(job, scr, by0, jj, ii, d, dover * w / jaco, dover * cw / jaco,
+                                     mw, mc, p)
             elif kernel == K_TURBO:
                 for jj in range(j0, j1 + 1):
                     oy = (yhi if yhi < jj + 0.5 else jj + 0.5) - (ylo if ylo > jj - 0.5 else jj - 0.5)
@@ -464,12 +542,14 @@ cdef i64 _process_band(const Job* job, Py_ssize_t by0, Py_ssize_t by1) noexcept 
                         ox = (xhi if xhi < ii + 0.5 else ii + 0.5) - (xlo if xlo > ii - 0.5 else ii - 0.5)
                         if ox <= 0.0:
                             continue
-                        _drop(job, jj, ii, d, ox * oy * job.turbo_norm * w, p)
+                        f = ox * oy * job.turbo_norm
+                        _deposit(job, scr, by0, jj, ii, d, f * w, f * cw, mw, mc, p)
             elif kernel == K_GAUSSIAN:
                 for jj in range(j0, j1 + 1):
                     for ii in range(i0, i1 + 1):
                         r2 = (X - ii) * (X - ii) + (Y - jj) * (Y - jj)
-                        _drop(job, jj, ii, d, job.gnorm * exp(-r2 * job.efac) * w, p)
+                        f = job.gnorm * exp(-r2 * job.efac)
+                        _deposit(job, scr, by0, jj, ii, d, f * w, f * cw, mw, mc, p)
             else:
                 for jj in range(j0, j1 + 1):
                     lj = <Py_ssize_t>floor(fabs(Y - jj) * job.pscale / LANCZOS_LUT_STEP + 0.5)
@@ -479,20 +559,30 @@ cdef i64 _process_band(const Job* job, Py_ssize_t by0, Py_ssize_t by1) noexcept 
                         li = <Py_ssize_t>floor(fabs(X - ii) * job.pscale / LANCZOS_LUT_STEP + 0.5)
                         if li >= job.nlut:
                             continue
-                        _drop(job, jj, ii, d, job.lut[li] * job.lut[lj] * w, p)
-    return count
+                        f = job.lut[li] * job.lut[lj]
+                        _deposit(job, scr, by0, jj, ii, d, f * w, f * cw, mw, mc, p)
+    if (job.do_aux or job.do_cov) and cx1 >= cx0:
+        _combine_band(job, scr, by0, by1, cx0, cx1)
 
 
 cdef Job _make_job(const float[:, ::1] data, const float[:, ::1] weight,
-                   const double[:, :, ::1] pixmap, int kernel, double pixfrac,
-                   double pscale, Py_ssize_t out_ny, Py_ssize_t out_nx):
+                   const float[:, ::1] cweight, const double[:, :, ::1] pixmap,
+                   bint do_main, bint do_cov, int kernel, double pixfrac,
+                   double pscale, Py_ssize_t out_ny, Py_ssize_t out_nx, Py_ssize_t band_h):
     cdef Job job
     if data.shape[0] != pixmap.shape[0] or data.shape[1] != pixmap.shape[1] \
-            or weight.shape[0] != data.shape[0] or weight.shape[1] != data.shape[1] \
             or pixmap.shape[2] != 2:
-        raise ValueError("data, weight and pixmap shapes disagree")
+        raise ValueError("data and pixmap shapes disagree")
+    if do_main and (weight.shape[0] != data.shape[0] or weight.shape[1] != data.shape[1]):
+        raise ValueError("data and weight shapes disagree")
+    if do_cov and (cweight.shape[0] != data.shape[0] or cweight.shape[1] != data.shape[1]):
+        raise ValueError("data and coverage weight shapes disagree")
     if data.shape[0] == 0 or data.shape[1] == 0:
         raise ValueError("empty input")
+    if out_ny < 1 or out_nx < 1:
+        raise ValueError("empty output")
+    if band_h < 1:
+        raise ValueError("band height must be >= 1")
     if kernel < K_SQUARE or kernel > K_LANCZOS3:
         raise ValueError(f"unknown kernel code {kernel}")
     if kernel != K_SQUARE and kernel != K_POINT and not (pscale > 0.0):
@@ -500,7 +590,8 @@ cdef Job _make_job(const float[:, ::1] data, const float[:, ::1] weight,
     if (kernel == K_SQUARE or kernel == K_TURBO or kernel == K_GAUSSIAN) and not (pixfrac > 0.0):
         raise ValueError("pixfrac must be > 0 for this kernel")
     job.data = &data[0, 0]
-    job.weight = &weight[0, 0]
+    job.weight = &weight[0, 0] if do_main else NULL
+    job.cweight = &cweight[0, 0] if do_cov else NULL
     job.pm = &pixmap[0, 0, 0]
     job.ny = data.shape[0]
     job.nx = data.shape[1]
@@ -524,126 +615,145 @@ cdef Job _make_job(const float[:, ::1] data, const float[:, ::1] weight,
     job.ctx = NULL
     job.ctx_bit = 0
     job.aux_in = NULL
-    job.aux_sum = NULL
-    job.aux_wht = NULL
     job.naux = 0
-    job.wx0 = 0
-    job.wy0 = 0
-    job.wnx = 0
-    job.wny = 0
-    job.row_jmin = NULL
-    job.row_jmax = NULL
-    job.reach = NULL
+    job.var_sum = NULL
+    job.var_wht = NULL
+    job.omega_mode = OMEGA_ONE
+    job.rn_index = 0
+    job.expmap = NULL
+    job.exptime = 0.0
+    job.scratch = NULL
+    job.band_h = band_h
+    job.nbands = (out_ny + band_h - 1) // band_h
+    job.ilo = NULL
+    job.ihi = NULL
     job.lut = NULL
     job.nlut = 0
-    job.do_main = False
+    job.do_main = do_main
     job.do_ctx = False
     job.do_aux = False
+    job.do_cov = do_cov
     return job
 
 
-def footprint_rows(const float[:, ::1] data, const float[:, ::1] weight,
-                   const double[:, :, ::1] pixmap, int kernel, double pixfrac,
-                   double pscale, Py_ssize_t out_ny, Py_ssize_t out_nx, int nthreads=1):
-    """Per input row: the output rows and columns its contributing pixels touch.
+def band_table(const float[:, ::1] data, const float[:, ::1] weight, const float[:, ::1] cweight,
+               const double[:, :, ::1] pixmap, bint do_main, bint do_cov,
+               int kernel, double pixfrac, double pscale,
+               Py_ssize_t out_ny, Py_ssize_t out_nx, Py_ssize_t band_h, int nthreads=1):
+    """Which input pixels reach which output band.
 
-    Only pixels with weight > 0 and finite data count.  Returns int64 arrays
-    ``(jmin, jmax, imin, imax)`` clipped to the output (``jmin > jmax`` for a
-    row that touches nothing) and float64 ``reach``: the largest distance in Y
-    between a pixel's centre and the edge of its drop.
+    The output rows are cut into bands of ``band_h`` rows.  An input pixel
+    counts when its data are finite and its weight (``do_main``) or coverage
+    weight (``do_cov``) is > 0.  Returns int32 arrays ``(ilo, ihi)`` of shape
+    ``[ny, nbands]``: the first and last input column of row ``j`` whose drop
+    touches band ``b`` (``ilo > ihi`` when none does), and the int64 number of
+    input pixels with weight > 0 whose drop touches the output.
     """
-    cdef Job job = _make_job(data, weight, pixmap, kernel, pixfrac, pscale, out_ny, out_nx)
-    cdef Py_ssize_t ny = job.ny, j
-    jmin_a = np.full(ny, out_ny, dtype=np.int64)
-    jmax_a = np.full(ny, -1, dtype=np.int64)
-    imin_a = np.full(ny, out_nx, dtype=np.int64)
-    imax_a = np.full(ny, -1, dtype=np.int64)
-    reach_a = np.zeros(ny, dtype=np.float64)
-    cdef i64[::1] jmin = jmin_a, jmax = jmax_a, imin = imin_a, imax = imax_a
-    cdef double[::1] reach = reach_a
-    for j in prange(ny, nogil=True, schedule="static", num_threads=nthreads):
-        _row_footprint(&job, j, &jmin[0], &jmax[0], &imin[0], &imax[0], &reach[0])
-    return jmin_a, jmax_a, imin_a, imax_a, reach_a
+    cdef Job job = _make_job(data, weight, cweight, pixmap, do_main, do_cov, kernel, pixfrac,
+                             pscale, out_ny, out_nx, band_h)
+    cdef Py_ssize_t ny = job.ny, nb = job.nbands, j
+    ilo_a = np.full((ny, nb), np.iinfo(np.int32).max, dtype=np.int32)
+    ihi_a = np.full((ny, nb), -1, dtype=np.int32)
+    count_a = np.zeros(ny, dtype=np.int64)
+    cdef int[:, ::1] ilo = ilo_a
+    cdef int[:, ::1] ihi = ihi_a
+    cdef i64[::1] count = count_a
+    for j in prange(ny, nogil=True, schedule="dynamic", chunksize=16, num_threads=nthreads):
+        _table_row(&job, j, &ilo[0, 0], &ihi[0, 0], &count[0])
+    return ilo_a, ihi_a, int(count_a.sum())
 
 
-def drizzle_add(const float[:, ::1] data, const float[:, ::1] weight,
+def drizzle_add(const float[:, ::1] data, const float[:, ::1] weight, const float[:, ::1] cweight,
                 const double[:, :, ::1] pixmap,
                 float[:, ::1] out, float[:, ::1] wht, u32[:, :, ::1] ctx,
-                const float[:, :, ::1] aux_in, float[:, :, ::1] aux_sum, float[:, ::1] aux_wht,
-                const i64[::1] row_jmin, const i64[::1] row_jmax, const double[::1] row_reach,
+                const float[:, :, ::1] aux_in, float[:, :, ::1] var_sum, float[:, :, ::1] var_wht,
+                float[:, ::1] expmap, float[:, :, :, ::1] scratch,
+                const int[:, ::1] ilo, const int[:, ::1] ihi,
                 const double[::1] lut,
                 int kernel, double pixfrac, double pscale, double iscale,
-                int ctx_plane, u32 ctx_bit, bint do_main, bint do_ctx, bint do_aux,
-                Py_ssize_t wx0, Py_ssize_t wy0, Py_ssize_t band_y0, Py_ssize_t band_y1,
-                int nbands, int nthreads):
-    """Drizzle one input image.
+                int ctx_plane, u32 ctx_bit, bint do_main, bint do_ctx, bint do_aux, bint do_cov,
+                int omega_mode, Py_ssize_t rn_index, double exptime,
+                Py_ssize_t band_h, int nthreads):
+    """Drizzle one input image in a single pass over its geometry.
 
     Parameters
     ----------
-    data, weight : float32 [ny, nx]
-        Input values and per-pixel weights.  Pixels with ``weight <= 0`` (or
-        NaN) or non-finite data are skipped.
+    data : float32 [ny, nx]
+        Input values; pixels with non-finite data are skipped.
+    weight, cweight : float32 [ny, nx]
+        Drop weights of the main image (``do_main``) and of the exposure-time
+        coverage (``do_cov``); pixels with a weight <= 0 (or NaN) deposit
+        nothing of that kind.
     pixmap : float64 [ny, nx, 2]
         Output (X, Y) of every input pixel centre.
     out, wht : float32 [Ny, Nx]
-        Weighted-mean image and weight accumulators, updated in place when
-        ``do_main``.
+        Weighted-mean image and weight accumulators, updated when ``do_main``.
     ctx : uint32 [nplanes, Ny, Nx]
-        Context planes; ``ctx_bit`` is OR-ed into plane ``ctx_plane`` where an
-        input pixel adds positive weight (when ``do_ctx``).
-    aux_in : float32 [naux, ny, nx]; aux_sum : float32 [naux, wy, wx]; aux_wht : float32 [wy, wx]
-        When ``do_aux``: per-input sums ``sum(dow * aux_in * iscale)`` and
-        ``sum(dow)`` on a window whose pixel (0, 0) is output pixel (wx0, wy0).
-        The window must contain every output pixel this input touches.
-    row_jmin, row_jmax, row_reach
-        Output of :func:`footprint_rows` for this input (same kernel/pixfrac).
+        ``ctx_bit`` is OR-ed into plane ``ctx_plane`` where the input adds
+        positive weight (``do_ctx``).
+    aux_in : float32 [naux, ny, nx]
+        sqrt of the variance planes (``do_aux``, which needs ``do_main``).  Per
+        output pixel the input's ``V' = (sum(dow aux iscale) / sum(dow))**2``
+        is formed and combined as ``var_sum += V' Omega**2``,
+        ``var_wht += Omega`` where ``V'`` is finite and >= 0 and ``Omega > 0``;
+        ``Omega`` is ``1/V'[rn_index]`` (``omega_mode`` 0, 0 unless finite and
+        > 0), ``exptime`` (1) or 1 (2).
+    var_sum, var_wht : float32 [naux, Ny, Nx]
+    expmap : float32 [Ny, Nx]
+        ``exptime`` is added where the coverage sum is non-zero (``do_cov``).
+    scratch : float32 [nthreads, naux + 2, band_h, Nx], zero on entry and on exit.
+    ilo, ihi : output of :func:`band_table` for the same inputs and settings.
     lut : float64
         Lanczos look-up table (step ``LANCZOS_LUT_STEP``); unused otherwise.
     kernel, pixfrac, pscale, iscale
         Kernel code, drop-size fraction, output/input pixel-scale ratio and
         data scale factor.
-    band_y0, band_y1 : output row range (inclusive) that is split into ``nbands``.
-
-    Returns
-    -------
-    int
-        The number of input pixels whose drop's pixel range (bounding box
-        rounded to output pixels) overlaps the output rows ``band_y0..band_y1``.
     """
-    cdef Job job = _make_job(data, weight, pixmap, kernel, pixfrac, pscale,
-                             wht.shape[0], wht.shape[1])
-    cdef Py_ssize_t span = band_y1 - band_y0 + 1
-    cdef Py_ssize_t by0, by1
-    cdef int b
-    if row_jmin.shape[0] != job.ny or row_jmax.shape[0] != job.ny or row_reach.shape[0] != job.ny:
-        raise ValueError("row footprints do not match the input")
+    cdef Job job = _make_job(data, weight, cweight, pixmap, do_main, do_cov, kernel, pixfrac,
+                             pscale, wht.shape[0], wht.shape[1], band_h)
+    cdef Py_ssize_t b, stride, nb = job.nbands
+    cdef int t
+    if ilo.shape[0] != job.ny or ilo.shape[1] != nb or ihi.shape[0] != job.ny or ihi.shape[1] != nb:
+        raise ValueError("band table does not match the input and output")
     if out.shape[0] != wht.shape[0] or out.shape[1] != wht.shape[1]:
         raise ValueError("out and wht shapes disagree")
+    if do_aux and not do_main:
+        raise ValueError("variance planes need the main drop")
     if do_ctx:
         if ctx.shape[1] != wht.shape[0] or ctx.shape[2] != wht.shape[1]:
             raise ValueError("context shape disagrees with the output")
         if ctx_plane < 0 or ctx_plane >= ctx.shape[0]:
             raise ValueError("context plane out of range")
         job.ctx = &ctx[ctx_plane, 0, 0]
+    if do_aux or do_cov:
+        if scratch.shape[0] < nthreads or scratch.shape[2] != band_h or scratch.shape[3] != job.onx:
+            raise ValueError("scratch shape disagrees with the threads, band height or output")
+        job.scratch = &scratch[0, 0, 0, 0]
     if do_aux:
-        if aux_in.shape[0] != aux_sum.shape[0] or aux_sum.shape[1] != aux_wht.shape[0] \
-                or aux_sum.shape[2] != aux_wht.shape[1]:
-            raise ValueError("aux arrays disagree")
-        if aux_in.shape[0] > 0 and (aux_in.shape[1] != job.ny or aux_in.shape[2] != job.nx):
-            raise ValueError("aux_in shape disagrees with the input")
-        if wx0 < 0 or wy0 < 0 or wx0 + aux_wht.shape[1] > job.onx or wy0 + aux_wht.shape[0] > job.ony:
-            raise ValueError("aux window outside the output")
-        if band_y0 < wy0 or band_y1 >= wy0 + aux_wht.shape[0]:
-            raise ValueError("band rows outside the aux window")
         job.naux = aux_in.shape[0]
-        if job.naux > 0:
-            job.aux_in = &aux_in[0, 0, 0]
-            job.aux_sum = &aux_sum[0, 0, 0]
-        job.aux_wht = &aux_wht[0, 0]
-        job.wx0 = wx0
-        job.wy0 = wy0
-        job.wny = aux_wht.shape[0]
-        job.wnx = aux_wht.shape[1]
+        if job.naux < 1 or aux_in.shape[1] != job.ny or aux_in.shape[2] != job.nx:
+            raise ValueError("aux_in shape disagrees with the input")
+        if scratch.shape[1] < job.naux + 2:
+            raise ValueError("scratch has too few planes")
+        if var_sum.shape[0] != job.naux or var_wht.shape[0] != job.naux \
+                or var_sum.shape[1] != job.ony or var_sum.shape[2] != job.onx \
+                or var_wht.shape[1] != job.ony or var_wht.shape[2] != job.onx:
+            raise ValueError("variance accumulators disagree with the output")
+        if omega_mode < OMEGA_IVM or omega_mode > OMEGA_ONE:
+            raise ValueError(f"unknown omega mode {omega_mode}")
+        if omega_mode == OMEGA_IVM and (rn_index < 0 or rn_index >= job.naux):
+            raise ValueError("rn_index out of range")
+        job.aux_in = &aux_in[0, 0, 0]
+        job.var_sum = &var_sum[0, 0, 0]
+        job.var_wht = &var_wht[0, 0, 0]
+        job.omega_mode = omega_mode
+        job.rn_index = rn_index
+    if do_cov:
+        if scratch.shape[1] < 2:
+            raise ValueError("scratch has too few planes")
+        if expmap.shape[0] != job.ony or expmap.shape[1] != job.onx:
+            raise ValueError("exposure-time map disagrees with the output")
+        job.expmap = &expmap[0, 0]
     if kernel == K_LANCZOS2 or kernel == K_LANCZOS3:
         if lut.shape[0] < 1:
             raise ValueError("lanczos kernels need a look-up table")
@@ -653,24 +763,15 @@ def drizzle_add(const float[:, ::1] data, const float[:, ::1] weight,
     job.wht = &wht[0, 0]
     job.ctx_bit = ctx_bit
     job.iscale = iscale
-    job.do_main = do_main
+    job.exptime = exptime
     job.do_ctx = do_ctx
     job.do_aux = do_aux
-    job.row_jmin = &row_jmin[0]
-    job.row_jmax = &row_jmax[0]
-    job.reach = &row_reach[0]
-    if band_y0 < 0 or band_y1 >= job.ony:
-        raise ValueError("band rows outside the output")
-    if span <= 0 or nbands < 1:
-        return 0
-    counts_a = np.zeros(nbands, dtype=np.int64)
-    cdef i64[::1] counts = counts_a
-    for b in prange(nbands, nogil=True, schedule="dynamic", num_threads=nthreads):
-        by0 = band_y0 + (span * b) // nbands
-        by1 = band_y0 + (span * (b + 1)) // nbands - 1
-        if by1 >= by0:
-            counts[b] = _process_band(&job, by0, by1)
-    return int(counts_a.sum())
+    job.ilo = &ilo[0, 0]
+    job.ihi = &ihi[0, 0]
+    stride = scratch.shape[1] * scratch.shape[2] * scratch.shape[3]
+    for b in prange(nb, nogil=True, schedule="dynamic", num_threads=nthreads):
+        t = threadid()
+        _process_band(&job, b, job.scratch + t * stride if job.scratch != NULL else NULL)
 
 
 def fill_empty(float[:, ::1] out, const float[:, ::1] wht, float fillval, int nthreads=1):

@@ -497,3 +497,80 @@ def test_fillval_indef_leaves_untouched():
     d.add_image(np.ones((2, 2)), None, affine_pixmap((2, 2)))
     res = d.finalize()
     assert res.data[5, 5] == 7.0 and res.data[0, 0] == 1.0
+
+
+# ---------------------------------------------------------------- fused single pass
+def _separate_variances(inputs, out_shape, planes, weighting, psr, **kw):
+    """§6.5 step by step: drizzle sqrt(V) of each input alone, square, combine in numpy."""
+    vsum = {p: np.zeros(out_shape) for p in planes}
+    vwht = {p: np.zeros(out_shape) for p in planes}
+    for _data, weight, pm, var, texp in inputs:
+        vprime = {}
+        for p in planes:
+            r = run(np.sqrt(var[p]).astype(np.float32), weight, pm, out_shape, want_context=False,
+                    pixel_scale_ratio=psr, **kw)
+            vprime[p] = r.data.astype(np.float64) ** 2
+        if weighting == "ivm":
+            with np.errstate(divide="ignore"):
+                om = 1.0 / vprime["var_rnoise"]
+            om[~(np.isfinite(om) & (om > 0))] = 0.0
+        else:
+            om = np.full(out_shape, texp)
+        for p in planes:
+            ok = np.isfinite(vprime[p]) & (vprime[p] >= 0) & (om > 0)
+            vsum[p][ok] += vprime[p][ok] * om[ok] ** 2
+            vwht[p][ok] += om[ok]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {p: np.where(vwht[p] > 0, vsum[p] / psr**2 / vwht[p] ** 2, np.nan) for p in planes}
+
+
+@pytest.mark.parametrize(("kernel", "weighting", "psr"),
+                         [("square", "ivm", 1.0), ("square", "exptime", 0.7), ("turbo", "ivm", 0.8),
+                          ("point", "ivm", 1.0)])
+def test_fused_variances_match_separate_drizzles(kernel, weighting, psr):
+    rng = np.random.default_rng(11)
+    shape = (90, 80)
+    out_shape = (150, 140)  # several bands of output rows; inputs cross the output edge
+    planes = ("var_rnoise", "var_poisson", "var_flat")
+    inputs = []
+    for k in range(3):
+        data = rng.random(shape).astype(np.float32)
+        weight = rng.uniform(0.5, 2.0, shape).astype(np.float32)
+        weight[5 + k:9 + k, 10:20] = 0.0
+        var = {p: rng.uniform(0.5, 3.0, shape).astype(np.float32) for p in planes}
+        pm = affine_pixmap(shape, scale=psr, theta=0.3 + 0.2 * k, shift=(40.0 + 7 * k, -5.0 + 3 * k))
+        inputs.append((data, weight, pm, var, 50.0 + 10 * k))
+    d = Drizzler(out_shape, kernel=kernel, variance_planes=planes, variance_weight=weighting,
+                 pixel_scale_ratio=psr, num_threads=2)
+    for data, weight, pm, var, texp in inputs:
+        d.add_image(data, weight, pm, variances=var, exptime=texp)
+    res = d.finalize()
+    want = _separate_variances(inputs, out_shape, planes, weighting, psr, kernel=kernel)
+    for p in planes:
+        got = res.variances[p]
+        assert np.array_equal(np.isnan(got), np.isnan(want[p]))
+        ok = ~np.isnan(got)
+        assert ok.sum() > 5000
+        np.testing.assert_allclose(got[ok], want[p][ok], rtol=2e-5)
+
+
+@pytest.mark.parametrize("pixfrac", [1.0, 0.6])
+def test_exptime_weight_coverage_independent_of_data_weight(pixfrac):
+    """The exposure-time map follows exptime_weight (pixfrac 1), not the data weights."""
+    shape = (40, 40)
+    weight = np.ones(shape, np.float32)
+    weight[:, :20] = 0.0  # no data weight on the left half ...
+    ew = np.ones(shape, np.float32)
+    ew[:10] = 0.0  # ... and no exposure on the bottom rows
+    pm = affine_pixmap(shape, theta=0.25, shift=(30.0, 20.0))
+    out_shape = (100, 110)
+    d = Drizzler(out_shape, exptime_map=True, pixfrac=pixfrac, num_threads=2)
+    d.add_image(np.ones(shape), weight, pm, exptime=30.0, exptime_weight=ew)
+    d.add_image(np.ones(shape), weight, pm + 9.0, exptime=20.0, exptime_weight=ew)
+    res = d.finalize()
+    cov = [run(np.ones(shape), ew, p, out_shape, want_context=False).weight != 0 for p in (pm, pm + 9.0)]
+    want = np.where(cov[0], 30.0, 0.0) + np.where(cov[1], 20.0, 0.0)
+    np.testing.assert_array_equal(res.exptime, want.astype(np.float32))
+    # the two coverages really differ both ways, so the map cannot have followed the data weights
+    data_cov = run(np.ones(shape), weight, pm, out_shape, pixfrac=pixfrac).weight != 0
+    assert (cov[0] & ~data_cov).sum() > 100 and (data_cov & ~cov[0]).sum() > 100

@@ -73,6 +73,9 @@ def _num_threads(num_threads):
     return int(num_threads)
 
 
+# output rows per band: the unit of work of a thread (and of the per-input scratch)
+_BAND_ROWS = 64
+
 # below this many pixels a parallel region costs more than it saves
 _MIN_PARALLEL_PIXELS = 1 << 16
 
@@ -363,9 +366,13 @@ class Drizzler:
         nbytes += npix * 8 * nvar  # variance sums and weights
         nbytes += npix * 4 if self.want_exptime else 0
         if nvar or self.want_exptime:
-            nbytes += npix * 4 * (nvar + 1)  # per-input window (at most the output)
+            nbytes += self.num_threads * (nvar + 2) * _BAND_ROWS * shape[1] * 4  # band scratch
         check_memory(nbytes, allowed_memory)
 
+        self._dummy3 = np.zeros((1, 1, 1), np.float32)
+        self._dummy_ctx = np.zeros((1, 1, 1), np.uint32)
+        self._dummy2 = np.zeros((1, 1), np.float32)
+        self._dummy4 = np.zeros((1, 1, 1, 1), np.float32)
         self.data = self._accumulator("out_data", out_data, shape, np.float32, np.nan)
         self.weight = self._accumulator("out_weight", out_weight, shape, np.float32, 0.0)
         if out_context is not None:
@@ -386,17 +393,17 @@ class Drizzler:
         else:
             self.context = None
             self._context_owned = False
-        self._var_sum = {name: np.zeros(shape, np.float32) for name in self.variance_planes}
-        self._var_wht = {name: np.zeros(shape, np.float32) for name in self.variance_planes}
+        self._var_sum_arr = np.zeros((nvar,) + shape, np.float32) if nvar else self._dummy3
+        self._var_wht_arr = np.zeros((nvar,) + shape, np.float32) if nvar else self._dummy3
+        self._var_sum = {name: self._var_sum_arr[k] for k, name in enumerate(self.variance_planes)}
+        self._var_wht = {name: self._var_wht_arr[k] for k, name in enumerate(self.variance_planes)}
+        self._scratch = None
         self.exptime = np.zeros(shape, np.float32) if self.want_exptime else None
         self.n_inputs = 0
         self._next_index = 0
         self._lut = (
             lanczos_lut(int(kernel[-1])) if kernel.startswith("lanczos") else np.zeros(1)
         )
-        self._dummy3 = np.zeros((1, 1, 1), np.float32)
-        self._dummy_ctx = np.zeros((1, 1, 1), np.uint32)
-        self._dummy2 = np.zeros((1, 1), np.float32)
 
     @staticmethod
     def _accumulator(name, arr, shape, dtype, init):
@@ -422,44 +429,52 @@ class Drizzler:
         grown[: self.context.shape[0]] = self.context
         self.context = grown
 
+    def _scratch_for(self, nthreads, nplanes):
+        """Per-thread band scratch (zero between passes), grown on demand and reused."""
+        sc = self._scratch
+        if sc is None or sc.shape[0] < nthreads or sc.shape[1] < nplanes:
+            sc = np.zeros((nthreads, nplanes, _BAND_ROWS, self.out_shape[1]), np.float32)
+            self._scratch = sc
+        return sc
+
     def _run(self, data, weight, pixmap, *, kernel, pixfrac, pscale, iscale, do_main,
-             aux_in=None, want_aux=False, ctx_plane=0, ctx_bit=0):
-        """One kernel pass.  Returns (n_hit, window, aux_sum, aux_wht)."""
+             cover_weight=None, aux_in=None, exptime=0.0, ctx_plane=0, ctx_bit=0):
+        """One kernel pass over the geometry of one input.  Returns the hit count.
+
+        ``do_main``: drop ``data`` with ``weight`` (image, weight, context and,
+        with ``aux_in``, the variance planes); ``cover_weight``: add
+        ``exptime`` to the exposure-time map where those weights land.
+        """
         code = _kern.KERNEL_CODES[kernel]
         ny, nx = self.out_shape
         nthreads = _threads_for(data.size, self.num_threads)
-        jmin, jmax, imin, imax, reach = _kern.footprint_rows(
-            data, weight, pixmap, code, pixfrac, pscale, ny, nx, nthreads
+        do_cov = cover_weight is not None
+        dummy = self._dummy2
+        ilo, ihi, n_hit = _kern.band_table(
+            data, weight if do_main else dummy, cover_weight if do_cov else dummy, pixmap,
+            do_main, do_cov, code, pixfrac, pscale, ny, nx, _BAND_ROWS, nthreads,
         )
-        touched = jmax >= jmin
-        if not touched.any():
-            return 0, None, None, None
-        y0, y1 = int(jmin[touched].min()), int(jmax[touched].max())
-        x0, x1 = int(imin[touched].min()), int(imax[touched].max())
-        if want_aux:
-            wshape = (y1 - y0 + 1, x1 - x0 + 1)
-            aux_wht = np.zeros(wshape, np.float32)
-            if aux_in is not None and aux_in.shape[0] > 0:
-                aux_sum = np.zeros((aux_in.shape[0],) + wshape, np.float32)
-            else:
-                aux_in = np.zeros((0, 1, 1), np.float32)
-                aux_sum = np.zeros((0,) + wshape, np.float32)
-        else:
-            aux_in, aux_sum, aux_wht = np.zeros((0, 1, 1), np.float32), self._dummy3, self._dummy2
+        if do_main and n_hit == 0:
+            return 0
+        do_aux = do_main and aux_in is not None
         do_ctx = do_main and self.context is not None
-        nbands = 1 if nthreads == 1 else 4 * nthreads
-        nbands = min(nbands, y1 - y0 + 1)
-        n_hit = _kern.drizzle_add(
-            data, weight, pixmap,
+        if do_aux or do_cov:
+            naux = aux_in.shape[0] if do_aux else 0
+            scratch = self._scratch_for(nthreads, naux + 2)
+        else:
+            scratch = self._dummy4
+        rn_index = self.variance_planes.index("var_rnoise") if "var_rnoise" in self.variance_planes else 0
+        _kern.drizzle_add(
+            data, weight if do_main else dummy, cover_weight if do_cov else dummy, pixmap,
             self.data, self.weight, self.context if do_ctx else self._dummy_ctx,
-            aux_in, aux_sum, aux_wht,
-            jmin, jmax, reach, self._lut,
+            aux_in if do_aux else self._dummy3, self._var_sum_arr, self._var_wht_arr,
+            self.exptime if do_cov else dummy, scratch, ilo, ihi, self._lut,
             code, pixfrac, pscale, iscale,
-            ctx_plane, ctx_bit, do_main, do_ctx, want_aux,
-            x0, y0, y0, y1, nbands, nthreads,
+            ctx_plane, ctx_bit, do_main, do_ctx, do_aux, do_cov,
+            _kern.OMEGA_CODES[self.variance_weight], rn_index, exptime,
+            _BAND_ROWS, nthreads,
         )
-        window = (slice(y0, y1 + 1), slice(x0, x1 + 1))
-        return n_hit, window, (aux_sum if want_aux else None), (aux_wht if want_aux else None)
+        return n_hit
 
     # ..................................................................... public
     def add_image(
@@ -553,55 +568,24 @@ class Drizzler:
             log.info("pixel scale ratio estimated from the pixmap: %.6g", self.pixel_scale_ratio)
         pscale = self.pixel_scale_ratio
 
-        exptime_shared = (
-            self.want_exptime and exptime_weight is None and self.pixfrac == 1.0
-        )
-        want_aux = bool(self.variance_planes) or exptime_shared
-        n_hit, window, aux_sum, aux_wht = self._run(
+        # the exposure-time map drizzles with pixfrac 1: same geometry as the data when pixfrac == 1
+        cover = None
+        if self.want_exptime:
+            if exptime_weight is None:
+                cover = weight if self.pixfrac == 1.0 else (weight > 0).astype(np.float32)
+            else:
+                cover = _as_image("exptime_weight", exptime_weight, shape)
+        shared = cover is not None and self.pixfrac == 1.0
+        n_hit = self._run(
             data, weight, pixmap, kernel=self.kernel, pixfrac=self.pixfrac, pscale=pscale,
-            iscale=iscale, do_main=True, aux_in=aux_in, want_aux=want_aux,
-            ctx_plane=plane, ctx_bit=np.uint32(1 << bit),
+            iscale=iscale, do_main=True, aux_in=aux_in, cover_weight=cover if shared else None,
+            exptime=exptime, ctx_plane=plane, ctx_bit=np.uint32(1 << bit),
         )
         self.n_inputs += 1
-        if window is None:
-            return 0
-
-        if self.variance_planes:
-            self._accumulate_variances(window, aux_sum, aux_wht, exptime)
-
-        if self.want_exptime:
-            if exptime_shared:
-                cover_win, cover = window, aux_wht
-            else:
-                ew = (weight > 0).astype(np.float32) if exptime_weight is None else \
-                    _as_image("exptime_weight", exptime_weight, shape)
-                _, cover_win, _, cover = self._run(
-                    data, ew, pixmap, kernel=self.kernel, pixfrac=1.0, pscale=pscale,
-                    iscale=1.0, do_main=False, want_aux=True,
-                )
-            if cover_win is not None:
-                self.exptime[cover_win] += np.where(cover != 0, np.float32(exptime), np.float32(0))
+        if n_hit and cover is not None and not shared:
+            self._run(data, None, pixmap, kernel=self.kernel, pixfrac=1.0, pscale=pscale,
+                      iscale=1.0, do_main=False, cover_weight=cover, exptime=exptime)
         return n_hit
-
-    def _accumulate_variances(self, window, aux_sum, aux_wht, exptime):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            inv_w = np.where(aux_wht != 0, 1.0 / aux_wht.astype(np.float64), np.nan)
-            vprime = {}
-            for k, name in enumerate(self.variance_planes):
-                v = aux_sum[k] * inv_w
-                vprime[name] = v * v
-            if self.variance_weight == "ivm":
-                omega = 1.0 / vprime["var_rnoise"]
-                omega[~(np.isfinite(omega) & (omega > 0))] = 0.0
-            elif self.variance_weight == "exptime":
-                omega = np.full(aux_wht.shape, exptime)
-            else:
-                omega = np.ones(aux_wht.shape)
-            for name in self.variance_planes:
-                v = vprime[name]
-                ok = np.isfinite(v) & (v >= 0) & (omega > 0)
-                self._var_sum[name][window] += np.where(ok, v * omega * omega, 0.0).astype(np.float32)
-                self._var_wht[name][window] += np.where(ok, omega, 0.0).astype(np.float32)
 
     def finalize(self) -> DrizzleResult:
         """Fill empty pixels and return the output arrays.
