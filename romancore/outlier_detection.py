@@ -41,7 +41,9 @@ from .resample import (
     output_grid,
     pixmap_for,
     product_name,
+    release_member,
     sky_level,
+    store_array,
 )
 
 log = logging.getLogger(__name__)
@@ -201,6 +203,7 @@ def outlier_detection(
                 weight = _weight(model, name, weight_type, good_bits)
                 driz.add_image(data, weight, pixmap_for(model, grid, name))
                 del data, weight
+                release_member(model)
             res = driz.finalize()
             log.info("outlier_detection: resampled exposure group of %d image(s)", len(idx))
             yield res.data, res.weight
@@ -222,7 +225,7 @@ def outlier_detection(
         background = float(backg) + sky_level(model)
         mask = flag_resampled_crs(float32(model.data), _err(model), blotted, snr=snr, scale=scale,
                                   backg=background, grow=grow)
-        model.dq = (np.asarray(model.dq, dtype=np.uint32) | outlier_dq(mask)).astype(np.uint32)
+        store_array(model, "dq", np.asarray(model.dq, dtype=np.uint32) | outlier_dq(mask), np.uint32)
         _record(model, good_bits)
         nflag = int(mask.sum())
         total += nflag
@@ -230,6 +233,7 @@ def outlier_detection(
         if save_intermediate_results:
             _save_blot(model, blotted, outdir, name)
         container[i] = model
+        release_member(model)
         del blotted, mask
     log.info("outlier_detection: %d pixels flagged in %d images", total, n)
     return container
@@ -266,7 +270,7 @@ def _same_grid(container, *, weight_type, good_bits, maskpt, snr, nlow, nhigh, b
     del data, err, weights
     for i, mask in enumerate(masks):
         model = container[i]
-        model.dq = (np.asarray(model.dq, dtype=np.uint32) | outlier_dq(mask)).astype(np.uint32)
+        store_array(model, "dq", np.asarray(model.dq, dtype=np.uint32) | outlier_dq(mask), np.uint32)
         _record(model, good_bits)
         log.info("outlier_detection: %s: %d pixels flagged", member_name(container, i, model), int(mask.sum()))
         container[i] = model

@@ -29,7 +29,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import mmap
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +48,8 @@ VARIANCES = ("var_rnoise", "var_poisson")
 PIXMAP_STEPSIZE = 32
 PIXMAP_ORDER = 3
 
-__all__ = ["OutputGrid", "check_imaging", "output_grid", "resample", "sky_level", "member_name"]
+__all__ = ["OutputGrid", "check_imaging", "output_grid", "release_member", "resample", "sky_level",
+           "member_name", "scratch_array", "store_array"]
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -154,6 +157,68 @@ def overlaps_grid(pixmap: np.ndarray, shape, margin: float) -> bool:
 
 def float32(arr) -> np.ndarray:
     return np.asarray(arr, dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- member memory
+# Members opened from files read their arrays as copy-on-write memory maps.  The mosaic
+# steps keep every result they compute for such a member (flux-scaled arrays, new DQ) in
+# *scratch arrays*: shared memory maps of unlinked temporary files.  Once a step is done
+# with a member, ``release_member`` hands all its pages back to the operating system (the
+# values stay in the page cache / on disk and are faulted back in when next used), so the
+# resident memory does not grow with the number of members.
+def file_backed(model) -> bool:
+    """Whether ``model`` was read from a file (its arrays can be re-read lazily)."""
+    return getattr(model, "_source_path", None) is not None
+
+
+def scratch_array(shape, dtype) -> np.ndarray:
+    """A zeroed array in a shared memory map of an unlinked temporary file."""
+    fd, path = tempfile.mkstemp(prefix="romancore_scratch_", suffix=".bin")
+    try:
+        with os.fdopen(fd, "w+b") as fh:
+            arr = np.memmap(fh, dtype=dtype, mode="w+", shape=tuple(int(v) for v in shape))
+    finally:
+        os.unlink(path)  # the mapping keeps the data; the space is freed when it is unmapped
+    return arr
+
+
+def store_array(model, name: str, values, dtype=np.float32) -> np.ndarray:
+    """Set ``model.<name>`` to ``values`` (kept in a scratch array when ``model`` is file-backed)."""
+    values = np.asarray(values)
+    if file_backed(model):
+        out = values if _is_scratch(values) and values.dtype == dtype else scratch_array(values.shape, dtype)
+        if out is not values:
+            out[...] = values
+    else:
+        out = values.astype(dtype, copy=False)
+    setattr(model, name, out)
+    # the file's original must not come back when the model's file-read arrays are released
+    lazy = model.__dict__.get("_lazy")
+    if lazy:
+        lazy.pop(name, None)
+    return out
+
+
+def _is_scratch(arr) -> bool:
+    return isinstance(arr, np.memmap) and getattr(arr, "mode", None) in ("r+", "w+")
+
+
+def release_member(model) -> None:
+    """Return the pages of a file-backed member to the OS (no-op for in-memory models).
+
+    Scratch arrays are advised ``MADV_DONTNEED`` (their values stay in the file), arrays
+    read from the model's file are dropped (``model.release_arrays()``) and read again
+    when next used.
+    """
+    if not file_backed(model):
+        return
+    for value in list(model.to_tree().values()):
+        if _is_scratch(value):
+            mm = getattr(value, "_mmap", None)
+            if mm is not None and hasattr(mm, "madvise"):
+                mm.madvise(mmap.MADV_DONTNEED)
+    if hasattr(model, "release_arrays"):
+        model.release_arrays()
 
 
 # ----------------------------------------------------------------------------- output grid
@@ -641,6 +706,7 @@ def resample(
             coll = _MetaCollector(blendheaders)
             coll.add(model, name)
             hit = _drizzle_member(driz, model, name, grid, 0, **opts)
+            release_member(model)
             any_overlap |= hit
             result = driz.finalize()
             mosaic = _build_mosaic(result, grid, coll, ModelContainer([model]), pixfrac=pixfrac,
@@ -660,6 +726,7 @@ def resample(
         name = member_name(container, i, model)
         coll.add(model, name)
         any_overlap |= _drizzle_member(driz, model, name, grid, i, **opts)
+        release_member(model)
     if not any_overlap:
         raise RomancoreError(_no_overlap_message(container, grid))
     result = driz.finalize()

@@ -17,7 +17,7 @@ import numpy as np
 
 from romancore.errors import RomancoreError
 
-from .resample import check_imaging, input_wcs, member_name
+from .resample import check_imaging, input_wcs, member_name, release_member, store_array
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,12 @@ def skymatch(
         if subtract and result.valid[i]:
             level = np.float32(result.levels[i])
             data = np.asarray(model.data)
-            if data.dtype == np.float32 and data.flags.writeable:
+            if data.dtype == np.float32 and data.flags.writeable and not isinstance(data, np.memmap):
                 data -= level
-            else:
-                model.data = (data.astype(np.float32) - level).astype(np.float32)
+            elif isinstance(data, np.memmap) and data.mode in ("r+", "w+") and data.dtype == np.float32:
+                data -= level  # a scratch array of a file-backed member
+            else:  # never write into a copy-on-write map of the file: it is re-read on release
+                store_array(model, "data", data.astype(np.float32) - level)
             background["subtracted"] = True
         else:
             background["subtracted"] = False
@@ -111,4 +113,5 @@ def skymatch(
         log.info("skymatch: %s sky %.6g (%s, %s)", member_name(container, i, model),
                  background["level"], skymethod, "subtracted" if background["subtracted"] else "not subtracted")
         container[i] = model
+        release_member(model)
     return container
