@@ -260,3 +260,18 @@ def test_release_arrays_reads_them_again(tmp_path):
     assert again is not first
     np.testing.assert_array_equal(again, first)
     assert dm.ImageModel.create_minimal(shape=(2, 2)).release_arrays() == 0
+
+
+@pytest.mark.parametrize("suffix", [".ecsv", ".parquet"])
+def test_catalog_export(tmp_path, suffix):
+    from astropy.table import Table
+
+    cat = dm.ImageSourceCatalogModel.create_minimal()
+    cat.source_catalog = Table({"label": np.arange(3), "kron_flux": np.array([1.0, 2.5, 3.0])})
+    out = cat.export(tmp_path / f"c_cat{suffix}")
+    back = Table.read(out)
+    assert list(back["kron_flux"]) == [1.0, 2.5, 3.0]
+    with pytest.raises(FileFormatError, match="exists"):
+        cat.export(out)
+    with pytest.raises(FileFormatError, match="ecsv or .parquet"):
+        cat.export(tmp_path / "c_cat.fits")

@@ -81,13 +81,44 @@ class MosaicModel(MosaicCalibration, DataModel):
     schema_name = "wfi_mosaic"
 
 
-class ImageSourceCatalogModel(DataModel):
+class _CatalogExport:
+    """Export of the catalog table to the formats other tools read."""
+
+    def export(self, path, *, overwrite: bool = False):
+        """Write ``source_catalog`` to ``path`` as ECSV (``.ecsv``) or parquet (``.parquet``).
+
+        Units and column metadata are kept; the file is written atomically.
+        """
+        import os
+        import tempfile
+        from pathlib import Path
+
+        from ..errors import FileFormatError
+
+        path = Path(path)
+        formats = {".ecsv": "ascii.ecsv", ".parquet": "parquet"}
+        if path.suffix not in formats:
+            raise FileFormatError(f"{path}: catalog export needs a .ecsv or .parquet file name")
+        if path.exists() and not overwrite:
+            raise FileFormatError(f"{path}: exists (pass overwrite=True to replace it)")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent or ".")
+        os.close(fd)
+        try:
+            self.source_catalog.write(tmp, format=formats[path.suffix], overwrite=True)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+
+class ImageSourceCatalogModel(_CatalogExport, DataModel):
     """Level 2 source catalog: ``source_catalog`` is an astropy Table."""
 
     schema_name = "image_source_catalog"
 
 
-class MosaicSourceCatalogModel(DataModel):
+class MosaicSourceCatalogModel(_CatalogExport, DataModel):
     """Level 3 source catalog."""
 
     schema_name = "mosaic_source_catalog"
