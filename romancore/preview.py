@@ -96,8 +96,8 @@ def make_preview(model, output, shape=(1080, 1080), *, compass: bool = True, cma
     fig = plt.figure(figsize=(nx / dpi, ny / dpi), dpi=dpi)
     ax = fig.add_axes([0, 0, 1, 1])
     ax.set_axis_off()
-    colormap = plt.get_cmap(cmap).copy()
-    colormap.set_bad("black")  # pixels without data (NaN) show as black, not as the background
+    # pixels without data (NaN) show as black, not as the figure background
+    colormap = plt.get_cmap(cmap).with_extremes(bad="black")
     ax.imshow(stretched, origin="lower", cmap=colormap, vmin=0, vmax=1, interpolation="nearest",
               extent=(0, nx, 0, ny), aspect="auto")
     ax.set_xlim(0, nx)

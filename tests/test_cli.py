@@ -96,8 +96,11 @@ def test_logcfg_levels_and_file(files, tmp_path, capsys):
     rc = step.main(["tests.test_pipeline.ScaleStep", str(uncal), f"--override_flat={flat}",
                     f"--output-dir={tmp_path / 'c'}", f"--logcfg={cfg}"])
     assert rc == 1 and "break_level" in capsys.readouterr().err
-    from romancore.cli.common import configure_logging
+    from romancore.cli import common
 
-    configure_logging()  # back to defaults for other tests
-    assert logging.getLogger().handlers == [] or all(
-        h not in logging.getLogger().handlers for h in logging.getLogger("romancore").handlers)
+    root_before = list(logging.getLogger().handlers)
+    common.configure_logging()  # back to defaults for other tests
+    # the root logger is never touched, and repeated configuration does not stack handlers
+    assert logging.getLogger().handlers == root_before
+    installed = [h for h in logging.getLogger("romancore").handlers if isinstance(h, common._Dispatch)]
+    assert len(installed) == 1
