@@ -400,7 +400,7 @@ def test_bad_arguments_are_named():
 # --------------------------------------------------------------------------- real data
 
 def _open_roman(path):
-    asdf = pytest.importorskip("asdf")
+    import asdf
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         af = asdf.open(path, lazy_load=False, memmap=False)

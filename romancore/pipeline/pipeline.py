@@ -145,7 +145,7 @@ class Pipeline(Step):
     __call__ = run
 
     def process(self, input, params, provider):  # pragma: no cover - abstract
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} defines no process(): a Pipeline subclass must implement it")
 
     def run_step(self, sname: str, data, provider, params):
         """Run sub-step *sname* through the common path (intermediate saves honour its params)."""
