@@ -55,8 +55,15 @@ LUT_STEP = LANCZOS_LUT_STEP
 
 
 cdef inline Py_ssize_t _nearest(double v) noexcept nogil:
-    """Index of the output pixel containing coordinate ``v``."""
-    return <Py_ssize_t>floor(v + 0.5)
+    """Index of the output pixel containing coordinate ``v`` (``floor(v + 1/2)``)."""
+    cdef double t = v + 0.5
+    cdef Py_ssize_t k
+    if not (t > -1e15 and t < 1e15):
+        return <Py_ssize_t>floor(t)
+    k = <Py_ssize_t>t
+    if k > t:
+        k -= 1
+    return k
 
 
 cdef inline double _clip01(double v) noexcept nogil:
@@ -131,6 +138,113 @@ cdef inline double _boxer(double ii, double jj, double* qx, double* qy) noexcept
         k2 = (k + 1) & 3
         s = s + _sgarea(qx[k] - x0, qy[k] - y0, qx[k2] - x0, qy[k2] - y0)
     return s
+
+
+cdef inline double _clip_integral(double width, double ha, double hb) noexcept nogil:
+    """Integral over a piece of x-width ``width`` of clip(h, 0, 1), h linear from ha to hb.
+
+    The piece is cut where h crosses 0 and 1; h is then inside or outside
+    [0, 1] on every sub-piece, so each contributes its length times the
+    clipped value at its midpoint.
+    """
+    cdef double dh, t0, t1, tmp, prev, area, tm
+    if ha >= 0.0 and ha <= 1.0 and hb >= 0.0 and hb <= 1.0:
+        return 0.5 * width * (ha + hb)
+    if ha <= 0.0 and hb <= 0.0:
+        return 0.0
+    if ha >= 1.0 and hb >= 1.0:
+        return width
+    dh = hb - ha
+    t0 = -ha / dh
+    t1 = (1.0 - ha) / dh
+    if t1 < t0:
+        tmp = t0
+        t0 = t1
+        t1 = tmp
+    area = 0.0
+    prev = 0.0
+    if t0 > 0.0 and t0 < 1.0:
+        tm = 0.5 * t0
+        area += t0 * _clip01(ha + dh * tm)
+        prev = t0
+    if t1 > prev and t1 < 1.0:
+        tm = 0.5 * (prev + t1)
+        area += (t1 - prev) * _clip01(ha + dh * tm)
+        prev = t1
+    tm = 0.5 * (prev + 1.0)
+    area += (1.0 - prev) * _clip01(ha + dh * tm)
+    return width * area
+
+
+# largest output-pixel block of one square drop handled by the edge sweep
+DEF MAXCELLS = 64
+
+
+cdef inline bint _square_overlaps(double* qx, double* qy, Py_ssize_t i0, Py_ssize_t i1,
+                                  Py_ssize_t j0, Py_ssize_t j1, double* A) noexcept nogil:
+    """Signed overlap areas of the quadrilateral with output pixels i0..i1 x j0..j1.
+
+    Same quantity as :func:`_boxer` for every pixel of the block (the sum over
+    the edges of the signed area between the edge and the pixel's bottom,
+    inside the pixel), but each edge is clipped once per output column it
+    crosses and the rows are swept upwards from there: rows wholly below the
+    edge get the full column width, the sweep stops at the first row wholly
+    above it.  ``A`` is row-major [j1-j0+1, i1-i0+1].  Returns False when the
+    block is larger than MAXCELLS (the caller then uses :func:`_boxer`).
+    """
+    cdef Py_ssize_t ni = i1 - i0 + 1, nj = j1 - j0 + 1, k, ii, jj, ca, cb, r
+    cdef double x1, y1, x2, y2, dx, xa, xb, sgn, slope, cx0, cx1, ya, yb, ymn, ymx, width, lo
+    if ni * nj > MAXCELLS:
+        return False
+    for k in range(ni * nj):
+        A[k] = 0.0
+    for k in range(4):
+        x1 = qx[k]
+        y1 = qy[k]
+        x2 = qx[(k + 1) & 3]
+        y2 = qy[(k + 1) & 3]
+        dx = x2 - x1
+        if dx == 0.0:
+            continue
+        if dx > 0.0:
+            xa = x1
+            xb = x2
+            sgn = 1.0
+        else:
+            xa = x2
+            xb = x1
+            sgn = -1.0
+        slope = (y2 - y1) / dx
+        ca = _nearest(xa)
+        cb = _nearest(xb)
+        if ca < i0:
+            ca = i0
+        if cb > i1:
+            cb = i1
+        for ii in range(ca, cb + 1):
+            cx0 = ii - 0.5
+            cx1 = ii + 0.5
+            if xa > cx0:
+                cx0 = xa
+            if xb < cx1:
+                cx1 = xb
+            if cx1 <= cx0:
+                continue
+            width = cx1 - cx0
+            ya = y1 + slope * (cx0 - x1)
+            yb = y1 + slope * (cx1 - x1)
+            ymn = ya if ya < yb else yb
+            ymx = yb if ya < yb else ya
+            r = ii - i0
+            for jj in range(j0, j1 + 1):
+                lo = jj - 0.5
+                if ymx <= lo:
+                    break
+                if ymn >= lo + 1.0:
+                    A[(jj - j0) * ni + r] += sgn * width
+                else:
+                    A[(jj - j0) * ni + r] += sgn * _clip_integral(width, ya - lo, yb - lo)
+    return True
 
 
 cdef struct Job:
@@ -216,6 +330,30 @@ cdef inline bint _quad(const double* pm, Py_ssize_t i, Py_ssize_t j,
     cdef int a, b, k, ax, ay, oa, ob
     cdef Py_ssize_t p
     cdef double cx, cy, w0, w1, w3, tx, ty
+    cdef const double* r0
+    cdef const double* r1
+    cdef const double* r2
+    if i >= 1 and j >= 1 and i < nx - 1 and j < ny - 1:
+        # interior pixel: when all 9 neighbours are finite, interpolate directly
+        r0 = pm + 2 * ((j - 1) * nx + i - 1)
+        r1 = r0 + 2 * nx
+        r2 = r1 + 2 * nx
+        if isfinite(r0[0] + r0[1] + r0[2] + r0[3] + r0[4] + r0[5]
+                    + r1[0] + r1[1] + r1[2] + r1[3] + r1[4] + r1[5]
+                    + r2[0] + r2[1] + r2[2] + r2[3] + r2[4] + r2[5]):
+            w0 = (1.0 - dh) * (1.0 - dh)
+            w1 = dh * (1.0 - dh)
+            w3 = dh * dh
+            # corners (i-dh, j+dh), (i+dh, j+dh), (i+dh, j-dh), (i-dh, j-dh)
+            qx[0] = w0 * r1[2] + w1 * r1[0] + w1 * r2[2] + w3 * r2[0]
+            qy[0] = w0 * r1[3] + w1 * r1[1] + w1 * r2[3] + w3 * r2[1]
+            qx[1] = w0 * r1[2] + w1 * r1[4] + w1 * r2[2] + w3 * r2[4]
+            qy[1] = w0 * r1[3] + w1 * r1[5] + w1 * r2[3] + w3 * r2[5]
+            qx[2] = w0 * r1[2] + w1 * r1[4] + w1 * r0[2] + w3 * r0[4]
+            qy[2] = w0 * r1[3] + w1 * r1[5] + w1 * r0[3] + w3 * r0[5]
+            qx[3] = w0 * r1[2] + w1 * r1[0] + w1 * r0[2] + w3 * r0[0]
+            qy[3] = w0 * r1[3] + w1 * r1[1] + w1 * r0[3] + w3 * r0[1]
+            return True
     if not _valid(pm, i, j, nx, ny):
         return False
     for b in range(3):
@@ -491,6 +629,7 @@ cdef void _process_band(const Job* job, Py_ssize_t b, float* scr) noexcept nogil
     cdef Py_ssize_t cx0 = job.onx, cx1 = -1
     cdef double qx[4]
     cdef double qy[4]
+    cdef double A[MAXCELLS]
     cdef double xlo, xhi, ylo, yhi, X, Y, d, w, cw, jaco, dover, f, ox, oy, r2
     cdef bint mw, mc
     cdef int kernel = job.kernel
@@ -527,12 +666,21 @@ cdef void _process_band(const Job* job, Py_ssize_t b, float* scr) noexcept nogil
                               - (qx[0] - qx[2]) * (qy[1] - qy[3]))
                 if jaco == 0.0:
                     continue
-                for jj in range(j0, j1 + 1):
-                    for ii in range(i0, i1 + 1):
-                        dover = _boxer(<double>ii, <double>jj, qx, qy)
-                        if dover != 0.0:
-                            _deposit(job, scr, by0, jj, ii, d, dover * w / jaco, dover * cw / jaco,
-                                     mw, mc, p)
+                if _square_overlaps(qx, qy, i0, i1, j0, j1, A):
+                    for jj in range(j0, j1 + 1):
+                        for ii in range(i0, i1 + 1):
+                            dover = A[(jj - j0) * (i1 - i0 + 1) + ii - i0]
+                            if dover != 0.0:
+                                _deposit(job, scr, by0, jj, ii, d,
+                                         dover * w / jaco if mw else 0.0,
+                                         dover * cw / jaco if mc else 0.0, mw, mc, p)
+                else:
+                    for jj in range(j0, j1 + 1):
+                        for ii in range(i0, i1 + 1):
+                            dover = _boxer(<double>ii, <double>jj, qx, qy)
+                            if dover != 0.0:
+                                _deposit(job, scr, by0, jj, ii, d, dover * w / jaco,
+                                         dover * cw / jaco, mw, mc, p)
             elif kernel == K_TURBO:
                 for jj in range(j0, j1 + 1):
                     oy = (yhi if yhi < jj + 0.5 else jj + 0.5) - (ylo if ylo > jj - 0.5 else jj - 0.5)

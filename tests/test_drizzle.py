@@ -574,3 +574,19 @@ def test_exptime_weight_coverage_independent_of_data_weight(pixfrac):
     # the two coverages really differ both ways, so the map cannot have followed the data weights
     data_cov = run(np.ones(shape), weight, pm, out_shape, pixfrac=pixfrac).weight != 0
     assert (cov[0] & ~data_cov).sum() > 100 and (data_cov & ~cov[0]).sum() > 100
+
+
+@pytest.mark.parametrize("scale", [0.3, 0.11])
+def test_square_large_drops_match_oracle(scale):
+    """Drops covering many output pixels (edge sweep up to 64 pixels, exact boxer beyond)."""
+    rng = np.random.default_rng(12)
+    shape = (5, 6)
+    data = rng.random(shape).astype(np.float32)
+    pm = affine_pixmap(shape, scale=scale, theta=0.35, shift=(3.0, -4.0))
+    out_shape = (60, 64)  # the magnified input crosses the output edges
+    res = run(data, None, pm, out_shape, kernel="square", pixfrac=0.9, num_threads=2)
+    o, ow = oracle.drizzle(data, np.ones(shape, np.float32), pm, out_shape, kernel="square", pixfrac=0.9)
+    covered = ow != 0
+    assert np.array_equal(res.weight != 0, covered)
+    np.testing.assert_allclose(res.weight, ow, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(res.data[covered], o[covered], rtol=1e-5, atol=2e-6)
