@@ -275,3 +275,13 @@ def test_catalog_export(tmp_path, suffix):
         cat.export(out)
     with pytest.raises(FileFormatError, match="ecsv or .parquet"):
         cat.export(tmp_path / "c_cat.fits")
+
+
+def test_assigned_arrays_survive_release(tmp_path):
+    image = dm.ImageModel.create_minimal(shape=(4, 4))
+    path = image.save(tmp_path / "s_cal.asdf")
+    back = rc.open(path)
+    _ = back.dq
+    back.dq = np.full((4, 4), 7, dtype=np.uint32)
+    back.release_arrays()
+    assert (back.dq == 7).all()

@@ -356,6 +356,8 @@ class DataModel:
             value = value.to_dict()
         self._check_value((name,), value)
         self._tree[name] = value
+        # a new value replaces the file's copy: release_arrays() must not bring the old one back
+        self.__dict__.get("_lazy", {}).pop(name, None)
 
     def __delattr__(self, name):
         if name in self._tree:
