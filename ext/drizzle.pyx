@@ -272,8 +272,9 @@ cdef struct Job:
     # exposure-time map (full output)
     float* expmap
     double exptime
-    # per-thread band scratch: planes [wht, cov, sum_0 .. sum_{naux-1}] of band_h x onx
+    # per-thread band scratch [band_h, onx, nscr]: per pixel wht, cov, sum_0 .. sum_{naux-1}
     float* scratch
+    Py_ssize_t nscr
     Py_ssize_t band_h
     Py_ssize_t nbands
     # input column range of every (input row, band)
@@ -551,10 +552,9 @@ cdef inline void _deposit(const Job* job, float* scr, Py_ssize_t by0, Py_ssize_t
                           double d, double dow, double cdow, bint mw, bint mc,
                           Py_ssize_t p) noexcept nogil:
     """Deposit value d with weight dow (and coverage weight cdow) on output pixel (ii, jj)."""
-    cdef Py_ssize_t q, s, a, npix, plane
+    cdef Py_ssize_t q, s, a, npix
     cdef double w, wn
-    s = (jj - by0) * job.onx + ii
-    plane = job.band_h * job.onx
+    s = ((jj - by0) * job.onx + ii) * job.nscr
     if mw and dow != 0.0:
         q = jj * job.onx + ii
         w = job.wht[q]
@@ -570,36 +570,36 @@ cdef inline void _deposit(const Job* job, float* scr, Py_ssize_t by0, Py_ssize_t
             scr[s] += <float>dow
             npix = job.nx * job.ny
             for a in range(job.naux):
-                scr[(2 + a) * plane + s] += <float>(dow * job.iscale * job.aux_in[a * npix + p])
+                scr[s + 2 + a] += <float>(dow * job.iscale * job.aux_in[a * npix + p])
     if mc and cdow != 0.0:
-        scr[plane + s] += <float>cdow
+        scr[s + 1] += <float>cdow
 
 
 cdef void _combine_band(const Job* job, float* scr, Py_ssize_t by0, Py_ssize_t by1,
                         Py_ssize_t cx0, Py_ssize_t cx1) noexcept nogil:
     """Fold this input's band sums into the variance and exposure-time maps (§6.5), clear them."""
-    cdef Py_ssize_t plane = job.band_h * job.onx, opix = job.onx * job.ony
+    cdef Py_ssize_t opix = job.onx * job.ony
     cdef Py_ssize_t jj, ii, s, q, a
     cdef double inv_w, v, vp, om
     cdef float aw
     for jj in range(by0, by1 + 1):
         for ii in range(cx0, cx1 + 1):
-            s = (jj - by0) * job.onx + ii
+            s = ((jj - by0) * job.onx + ii) * job.nscr
             q = jj * job.onx + ii
             if job.do_cov:
-                if scr[plane + s] != 0.0:
+                if scr[s + 1] != 0.0:
                     job.expmap[q] = job.expmap[q] + <float>job.exptime
-                scr[plane + s] = 0.0
+                scr[s + 1] = 0.0
             if not job.do_aux:
                 continue
             aw = scr[s]
             if aw == 0.0:
                 for a in range(job.naux):
-                    scr[(2 + a) * plane + s] = 0.0
+                    scr[s + 2 + a] = 0.0
                 continue
             inv_w = 1.0 / <double>aw
             if job.omega_mode == OMEGA_IVM:
-                v = scr[(2 + job.rn_index) * plane + s] * inv_w
+                v = scr[s + 2 + job.rn_index] * inv_w
                 om = 1.0 / (v * v)
                 if not (isfinite(om) and om > 0.0):
                     om = 0.0
@@ -608,12 +608,12 @@ cdef void _combine_band(const Job* job, float* scr, Py_ssize_t by0, Py_ssize_t b
             else:
                 om = 1.0
             for a in range(job.naux):
-                v = scr[(2 + a) * plane + s] * inv_w
+                v = scr[s + 2 + a] * inv_w
                 vp = v * v
                 if isfinite(vp) and vp >= 0.0 and om > 0.0:
                     job.var_sum[a * opix + q] = job.var_sum[a * opix + q] + <float>(vp * om * om)
                     job.var_wht[a * opix + q] = job.var_wht[a * opix + q] + <float>om
-                scr[(2 + a) * plane + s] = 0.0
+                scr[s + 2 + a] = 0.0
             scr[s] = 0.0
 
 
@@ -771,6 +771,7 @@ cdef Job _make_job(const float[:, ::1] data, const float[:, ::1] weight,
     job.expmap = NULL
     job.exptime = 0.0
     job.scratch = NULL
+    job.nscr = 0
     job.band_h = band_h
     job.nbands = (out_ny + band_h - 1) // band_h
     job.ilo = NULL
@@ -849,7 +850,7 @@ def drizzle_add(const float[:, ::1] data, const float[:, ::1] weight, const floa
     var_sum, var_wht : float32 [naux, Ny, Nx]
     expmap : float32 [Ny, Nx]
         ``exptime`` is added where the coverage sum is non-zero (``do_cov``).
-    scratch : float32 [nthreads, naux + 2, band_h, Nx], zero on entry and on exit.
+    scratch : float32 [nthreads, band_h, Nx, >= naux + 2], zero on entry and on exit.
     ilo, ihi : output of :func:`band_table` for the same inputs and settings.
     lut : float64
         Lanczos look-up table (step ``LANCZOS_LUT_STEP``); unused otherwise.
@@ -874,14 +875,15 @@ def drizzle_add(const float[:, ::1] data, const float[:, ::1] weight, const floa
             raise ValueError("context plane out of range")
         job.ctx = &ctx[ctx_plane, 0, 0]
     if do_aux or do_cov:
-        if scratch.shape[0] < nthreads or scratch.shape[2] != band_h or scratch.shape[3] != job.onx:
+        if scratch.shape[0] < nthreads or scratch.shape[1] != band_h or scratch.shape[2] != job.onx:
             raise ValueError("scratch shape disagrees with the threads, band height or output")
         job.scratch = &scratch[0, 0, 0, 0]
+        job.nscr = scratch.shape[3]
     if do_aux:
         job.naux = aux_in.shape[0]
         if job.naux < 1 or aux_in.shape[1] != job.ny or aux_in.shape[2] != job.nx:
             raise ValueError("aux_in shape disagrees with the input")
-        if scratch.shape[1] < job.naux + 2:
+        if scratch.shape[3] < job.naux + 2:
             raise ValueError("scratch has too few planes")
         if var_sum.shape[0] != job.naux or var_wht.shape[0] != job.naux \
                 or var_sum.shape[1] != job.ony or var_sum.shape[2] != job.onx \
@@ -897,7 +899,7 @@ def drizzle_add(const float[:, ::1] data, const float[:, ::1] weight, const floa
         job.omega_mode = omega_mode
         job.rn_index = rn_index
     if do_cov:
-        if scratch.shape[1] < 2:
+        if scratch.shape[3] < 2:
             raise ValueError("scratch has too few planes")
         if expmap.shape[0] != job.ony or expmap.shape[1] != job.onx:
             raise ValueError("exposure-time map disagrees with the output")
@@ -920,6 +922,30 @@ def drizzle_add(const float[:, ::1] data, const float[:, ::1] weight, const floa
     for b in prange(nb, nogil=True, schedule="dynamic", num_threads=nthreads):
         t = threadid()
         _process_band(&job, b, job.scratch + t * stride if job.scratch != NULL else NULL)
+
+
+def finalize_variance(const float[:, ::1] vsum, const float[:, ::1] vwht, double psr,
+                      int nthreads=1):
+    """Combined variance ``vsum / psr**2 / vwht**2`` (float64 arithmetic) where ``vwht > 0``, else NaN.
+
+    Returns a new float32 array of the shape of ``vsum``.
+    """
+    cdef Py_ssize_t ny = vsum.shape[0], nx = vsum.shape[1], y, x
+    cdef double s, w, p2 = psr * psr
+    cdef float fnan = np.nan
+    if vwht.shape[0] != ny or vwht.shape[1] != nx:
+        raise ValueError("vsum and vwht shapes disagree")
+    out_a = np.empty((ny, nx), dtype=np.float32)
+    cdef float[:, ::1] out = out_a
+    for y in prange(ny, nogil=True, schedule="static", num_threads=nthreads):
+        for x in range(nx):
+            w = vwht[y, x]
+            if w > 0.0:
+                s = vsum[y, x]
+                out[y, x] = <float>(s / p2 / w / w)
+            else:
+                out[y, x] = fnan
+    return out_a
 
 
 def fill_empty(float[:, ::1] out, const float[:, ::1] wht, float fillval, int nthreads=1):

@@ -432,8 +432,8 @@ class Drizzler:
     def _scratch_for(self, nthreads, nplanes):
         """Per-thread band scratch (zero between passes), grown on demand and reused."""
         sc = self._scratch
-        if sc is None or sc.shape[0] < nthreads or sc.shape[1] < nplanes:
-            sc = np.zeros((nthreads, nplanes, _BAND_ROWS, self.out_shape[1]), np.float32)
+        if sc is None or sc.shape[0] < nthreads or sc.shape[3] < nplanes:
+            sc = np.zeros((nthreads, _BAND_ROWS, self.out_shape[1], nplanes), np.float32)
             self._scratch = sc
         return sc
 
@@ -459,8 +459,7 @@ class Drizzler:
         do_aux = do_main and aux_in is not None
         do_ctx = do_main and self.context is not None
         if do_aux or do_cov:
-            naux = aux_in.shape[0] if do_aux else 0
-            scratch = self._scratch_for(nthreads, naux + 2)
+            scratch = self._scratch_for(nthreads, len(self.variance_planes) + 2)
         else:
             scratch = self._dummy4
         rn_index = self.variance_planes.index("var_rnoise") if "var_rnoise" in self.variance_planes else 0
@@ -597,12 +596,10 @@ class Drizzler:
                              _threads_for(self.data.size, self.num_threads))
         variances = {}
         psr = self.pixel_scale_ratio if self.pixel_scale_ratio is not None else 1.0
+        nthreads = _threads_for(self.data.size, self.num_threads)
         for name in self.variance_planes:
-            s = self._var_sum[name].astype(np.float64)
-            w = self._var_wht[name].astype(np.float64)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out = np.where(w > 0, s / (psr * psr) / w / w, np.nan)
-            variances[name] = out.astype(np.float32)
+            variances[name] = _kern.finalize_variance(self._var_sum[name], self._var_wht[name],
+                                                      float(psr), nthreads)
         emean = emax = float("nan")
         if self.exptime is not None:
             covered = self.exptime[self.exptime > 0]
