@@ -31,7 +31,7 @@ maps (ALGORITHMS.md §6.5) as soon as the band is done.
 import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange, threadid
-from libc.math cimport floor, ceil, exp, fabs, isfinite, M_PI
+from libc.math cimport floor, ceil, exp, fabs, isfinite, sqrtf, M_PI
 
 ctypedef cnp.uint32_t u32
 ctypedef cnp.int64_t i64
@@ -178,6 +178,9 @@ cdef inline double _clip_integral(double width, double ha, double hb) noexcept n
 
 # largest output-pixel block of one square drop handled by the edge sweep
 DEF MAXCELLS = 64
+# most variance planes of one drizzle
+DEF MAXAUX = 8
+MAX_VARIANCE_PLANES = MAXAUX
 
 
 cdef inline bint _square_overlaps(double* qx, double* qy, Py_ssize_t i0, Py_ssize_t i1,
@@ -262,8 +265,8 @@ cdef struct Job:
     Py_ssize_t ony
     u32* ctx            # start of the context plane of this input
     u32 ctx_bit
-    # variance planes: per-input sqrt(V) in, combined sums out (full output)
-    const float* aux_in
+    # variance planes: per-input V in (their square roots are drizzled), combined sums out
+    const float* aux[MAXAUX]
     Py_ssize_t naux
     float* var_sum
     float* var_wht
@@ -550,9 +553,9 @@ cdef void _table_row(const Job* job, Py_ssize_t j, int* ilo, int* ihi, i64* coun
 
 cdef inline void _deposit(const Job* job, float* scr, Py_ssize_t by0, Py_ssize_t jj, Py_ssize_t ii,
                           double d, double dow, double cdow, bint mw, bint mc,
-                          Py_ssize_t p) noexcept nogil:
+                          const double* sq) noexcept nogil:
     """Deposit value d with weight dow (and coverage weight cdow) on output pixel (ii, jj)."""
-    cdef Py_ssize_t q, s, a, npix
+    cdef Py_ssize_t q, s, a
     cdef double w, wn
     s = ((jj - by0) * job.onx + ii) * job.nscr
     if mw and dow != 0.0:
@@ -568,9 +571,8 @@ cdef inline void _deposit(const Job* job, float* scr, Py_ssize_t by0, Py_ssize_t
             job.ctx[q] = job.ctx[q] | job.ctx_bit
         if job.do_aux:
             scr[s] += <float>dow
-            npix = job.nx * job.ny
             for a in range(job.naux):
-                scr[s + 2 + a] += <float>(dow * job.iscale * job.aux_in[a * npix + p])
+                scr[s + 2 + a] += <float>(dow * job.iscale * sq[a])
     if mc and cdow != 0.0:
         scr[s + 1] += <float>cdow
 
@@ -630,6 +632,8 @@ cdef void _process_band(const Job* job, Py_ssize_t b, float* scr) noexcept nogil
     cdef double qx[4]
     cdef double qy[4]
     cdef double A[MAXCELLS]
+    cdef double sq[MAXAUX]
+    cdef Py_ssize_t a
     cdef double xlo, xhi, ylo, yhi, X, Y, d, w, cw, jaco, dover, f, ox, oy, r2
     cdef bint mw, mc
     cdef int kernel = job.kernel
@@ -657,10 +661,13 @@ cdef void _process_band(const Job* job, Py_ssize_t b, float* scr) noexcept nogil
             mw = w > 0.0
             mc = cw > 0.0
             d = job.data[p] * job.iscale
+            if job.do_aux and mw:
+                for a in range(job.naux):
+                    sq[a] = sqrtf(job.aux[a][p])
             X = job.pm[2 * p]
             Y = job.pm[2 * p + 1]
             if kernel == K_POINT:
-                _deposit(job, scr, by0, j0, i0, d, w, cw, mw, mc, p)
+                _deposit(job, scr, by0, j0, i0, d, w, cw, mw, mc, sq)
             elif kernel == K_SQUARE:
                 jaco = 0.5 * ((qx[1] - qx[3]) * (qy[0] - qy[2])
                               - (qx[0] - qx[2]) * (qy[1] - qy[3]))
@@ -673,14 +680,14 @@ cdef void _process_band(const Job* job, Py_ssize_t b, float* scr) noexcept nogil
                             if dover != 0.0:
                                 _deposit(job, scr, by0, jj, ii, d,
                                          dover * w / jaco if mw else 0.0,
-                                         dover * cw / jaco if mc else 0.0, mw, mc, p)
+                                         dover * cw / jaco if mc else 0.0, mw, mc, sq)
                 else:
                     for jj in range(j0, j1 + 1):
                         for ii in range(i0, i1 + 1):
                             dover = _boxer(<double>ii, <double>jj, qx, qy)
                             if dover != 0.0:
                                 _deposit(job, scr, by0, jj, ii, d, dover * w / jaco,
-                                         dover * cw / jaco, mw, mc, p)
+                                         dover * cw / jaco, mw, mc, sq)
             elif kernel == K_TURBO:
                 for jj in range(j0, j1 + 1):
                     oy = (yhi if yhi < jj + 0.5 else jj + 0.5) - (ylo if ylo > jj - 0.5 else jj - 0.5)
@@ -691,13 +698,13 @@ cdef void _process_band(const Job* job, Py_ssize_t b, float* scr) noexcept nogil
                         if ox <= 0.0:
                             continue
                         f = ox * oy * job.turbo_norm
-                        _deposit(job, scr, by0, jj, ii, d, f * w, f * cw, mw, mc, p)
+                        _deposit(job, scr, by0, jj, ii, d, f * w, f * cw, mw, mc, sq)
             elif kernel == K_GAUSSIAN:
                 for jj in range(j0, j1 + 1):
                     for ii in range(i0, i1 + 1):
                         r2 = (X - ii) * (X - ii) + (Y - jj) * (Y - jj)
                         f = job.gnorm * exp(-r2 * job.efac)
-                        _deposit(job, scr, by0, jj, ii, d, f * w, f * cw, mw, mc, p)
+                        _deposit(job, scr, by0, jj, ii, d, f * w, f * cw, mw, mc, sq)
             else:
                 for jj in range(j0, j1 + 1):
                     lj = <Py_ssize_t>floor(fabs(Y - jj) * job.pscale / LANCZOS_LUT_STEP + 0.5)
@@ -708,7 +715,7 @@ cdef void _process_band(const Job* job, Py_ssize_t b, float* scr) noexcept nogil
                         if li >= job.nlut:
                             continue
                         f = job.lut[li] * job.lut[lj]
-                        _deposit(job, scr, by0, jj, ii, d, f * w, f * cw, mw, mc, p)
+                        _deposit(job, scr, by0, jj, ii, d, f * w, f * cw, mw, mc, sq)
     if (job.do_aux or job.do_cov) and cx1 >= cx0:
         _combine_band(job, scr, by0, by1, cx0, cx1)
 
@@ -762,7 +769,6 @@ cdef Job _make_job(const float[:, ::1] data, const float[:, ::1] weight,
     job.wht = NULL
     job.ctx = NULL
     job.ctx_bit = 0
-    job.aux_in = NULL
     job.naux = 0
     job.var_sum = NULL
     job.var_wht = NULL
@@ -815,7 +821,7 @@ def band_table(const float[:, ::1] data, const float[:, ::1] weight, const float
 def drizzle_add(const float[:, ::1] data, const float[:, ::1] weight, const float[:, ::1] cweight,
                 const double[:, :, ::1] pixmap,
                 float[:, ::1] out, float[:, ::1] wht, u32[:, :, ::1] ctx,
-                const float[:, :, ::1] aux_in, float[:, :, ::1] var_sum, float[:, :, ::1] var_wht,
+                list aux_in, float[:, :, ::1] var_sum, float[:, :, ::1] var_wht,
                 float[:, ::1] expmap, float[:, :, :, ::1] scratch,
                 const int[:, ::1] ilo, const int[:, ::1] ihi,
                 const double[::1] lut,
@@ -840,9 +846,9 @@ def drizzle_add(const float[:, ::1] data, const float[:, ::1] weight, const floa
     ctx : uint32 [nplanes, Ny, Nx]
         ``ctx_bit`` is OR-ed into plane ``ctx_plane`` where the input adds
         positive weight (``do_ctx``).
-    aux_in : float32 [naux, ny, nx]
-        sqrt of the variance planes (``do_aux``, which needs ``do_main``).  Per
-        output pixel the input's ``V' = (sum(dow aux iscale) / sum(dow))**2``
+    aux_in : list of float32 [ny, nx] C-contiguous arrays (at most ``MAX_VARIANCE_PLANES``)
+        Variance planes V (``do_aux``, which needs ``do_main``); sqrt(V) is
+        drizzled (NaN where V < 0).  Per output pixel the input's ``V' = (sum(dow aux iscale) / sum(dow))**2``
         is formed and combined as ``var_sum += V' Omega**2``,
         ``var_wht += Omega`` where ``V'`` is finite and >= 0 and ``Omega > 0``;
         ``Omega`` is ``1/V'[rn_index]`` (``omega_mode`` 0, 0 unless finite and
@@ -861,7 +867,8 @@ def drizzle_add(const float[:, ::1] data, const float[:, ::1] weight, const floa
     cdef Job job = _make_job(data, weight, cweight, pixmap, do_main, do_cov, kernel, pixfrac,
                              pscale, wht.shape[0], wht.shape[1], band_h)
     cdef Py_ssize_t b, stride, nb = job.nbands
-    cdef int t
+    cdef int t, a
+    cdef const float[:, ::1] mv
     if ilo.shape[0] != job.ny or ilo.shape[1] != nb or ihi.shape[0] != job.ny or ihi.shape[1] != nb:
         raise ValueError("band table does not match the input and output")
     if out.shape[0] != wht.shape[0] or out.shape[1] != wht.shape[1]:
@@ -880,9 +887,14 @@ def drizzle_add(const float[:, ::1] data, const float[:, ::1] weight, const floa
         job.scratch = &scratch[0, 0, 0, 0]
         job.nscr = scratch.shape[3]
     if do_aux:
-        job.naux = aux_in.shape[0]
-        if job.naux < 1 or aux_in.shape[1] != job.ny or aux_in.shape[2] != job.nx:
-            raise ValueError("aux_in shape disagrees with the input")
+        job.naux = len(aux_in)
+        if job.naux < 1 or job.naux > MAXAUX:
+            raise ValueError(f"between 1 and {MAXAUX} variance planes, got {job.naux}")
+        for a in range(job.naux):
+            mv = aux_in[a]   # the list keeps every array alive during the call
+            if mv.shape[0] != job.ny or mv.shape[1] != job.nx:
+                raise ValueError("a variance plane's shape disagrees with the input")
+            job.aux[a] = &mv[0, 0]
         if scratch.shape[3] < job.naux + 2:
             raise ValueError("scratch has too few planes")
         if var_sum.shape[0] != job.naux or var_wht.shape[0] != job.naux \
@@ -893,7 +905,6 @@ def drizzle_add(const float[:, ::1] data, const float[:, ::1] weight, const floa
             raise ValueError(f"unknown omega mode {omega_mode}")
         if omega_mode == OMEGA_IVM and (rn_index < 0 or rn_index >= job.naux):
             raise ValueError("rn_index out of range")
-        job.aux_in = &aux_in[0, 0, 0]
         job.var_sum = &var_sum[0, 0, 0]
         job.var_wht = &var_wht[0, 0, 0]
         job.omega_mode = omega_mode

@@ -340,6 +340,10 @@ class Drizzler:
         if isinstance(variance_planes, str):
             variance_planes = (variance_planes,)
         self.variance_planes = tuple(str(v) for v in variance_planes)
+        if len(self.variance_planes) > _kern.MAX_VARIANCE_PLANES:
+            raise ParameterError(
+                f"variance_planes: at most {_kern.MAX_VARIANCE_PLANES} planes, got {len(self.variance_planes)}"
+            )
         if len(set(self.variance_planes)) != len(self.variance_planes):
             raise ParameterError(f"variance_planes has duplicates: {self.variance_planes}")
         if variance_weight not in ("ivm", "exptime", None):
@@ -466,7 +470,7 @@ class Drizzler:
         _kern.drizzle_add(
             data, weight if do_main else dummy, cover_weight if do_cov else dummy, pixmap,
             self.data, self.weight, self.context if do_ctx else self._dummy_ctx,
-            aux_in if do_aux else self._dummy3, self._var_sum_arr, self._var_wht_arr,
+            aux_in if do_aux else [], self._var_sum_arr, self._var_wht_arr,
             self.exptime if do_cov else dummy, scratch, ilo, ihi, self._lut,
             code, pixfrac, pscale, iscale,
             ctx_plane, ctx_bit, do_main, do_ctx, do_aux, do_cov,
@@ -554,13 +558,7 @@ class Drizzler:
             raise ParameterError(
                 f"variances must hold exactly {list(self.variance_planes)}, got {sorted(variances)}"
             )
-        if self.variance_planes:
-            aux_in = np.empty((len(self.variance_planes),) + shape, np.float32)
-            with np.errstate(invalid="ignore"):
-                for k, name in enumerate(self.variance_planes):
-                    np.sqrt(_as_image(name, variances[name], shape), out=aux_in[k])
-        else:
-            aux_in = None
+        aux_in = [_as_image(name, variances[name], shape) for name in self.variance_planes] or None
 
         if self.pixel_scale_ratio is None:
             self.pixel_scale_ratio = estimate_pixel_scale_ratio(pixmap)
