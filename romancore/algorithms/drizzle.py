@@ -23,6 +23,17 @@ an output edge deposit the part that lands on the grid.
 :class:`Drizzler` is an accumulator: inputs are added one at a time, so memory
 stays O(output + one input).  It optionally keeps context bits, an exposure
 time map and resampled variance planes combined as in §6.5.
+
+Each :meth:`Drizzler.add_image` is one pass of the kernel over the input's
+geometry: every input pixel's overlaps are computed once and deposit the data,
+the weight, the context bit, ``sqrt(V)`` of every variance plane and the
+exposure-time coverage together (the coverage needs a second pass only when
+``pixfrac != 1``, because the exposure-time map always drizzles with pixfrac 1).
+The per-input variance sums are folded into the combined planes band by band
+of output rows inside the kernel, so no per-input full-output arrays are made.
+Output rows are processed in bands by OpenMP threads; every output pixel gets
+its updates in input order, so results are bitwise independent of the number
+of threads.
 """
 
 from __future__ import annotations
