@@ -265,7 +265,9 @@ def reference_arrays(truth: DetectorTruth) -> dict[str, dict[str, np.ndarray]]:
                  "dq": np.where(truth.hot, np.uint32(PIXEL.HOT), np.uint32(0)).astype(np.uint32)},
         "gain": {"data": truth.gain.copy()},
         "readnoise": {"data": truth.read_noise.copy()},
-        "flat": {"data": truth.flat[sci].copy(),
+        # the flat is the response in DN: quantum efficiency times the amplifier gain relative
+        # to the nominal gain the photometric calibration assumes (so amplifiers match)
+        "flat": {"data": (truth.flat[sci] * (NOMINAL_GAIN / truth.gain[sci])).astype(np.float32),
                  "dq": np.where(truth.dead[sci], np.uint32(PIXEL.DEAD), np.uint32(0)).astype(np.uint32),
                  "err": np.full(truth.flat[sci].shape, 0.005, np.float32)},
         "refpix": {"gamma": gamma, "zeta": zeta, "alpha": alpha},
