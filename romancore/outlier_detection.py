@@ -11,8 +11,10 @@ Orchestration of :mod:`romancore.algorithms.outlier_detection` and the drizzle
   resampled plane to a memory-mapped file (``in_memory=False``) or keeps them all
   (``in_memory=True``) and takes the tiled, weight-thresholded (``maskpt``) median with
   ``nlow``/``nhigh`` rejection.  The median is blotted back onto each input with the
-  same pixel map, and :func:`flag_resampled_crs` compares data − blot − background
-  with ``snr``/``scale`` and ``grow``.
+  same pixel map (:func:`blot_median`: sharpened by the drizzle's smoothing and
+  sampled with cubic splines, so that undersampled star cores are not flagged), and
+  :func:`flag_resampled_crs` compares data − blot − background with ``snr``/``scale``
+  and ``grow``.
 * **resample_data=False**: the inputs must share one pixel grid; the median of the
   inputs themselves is compared with ``|data − median − background| > snr1·err``.
 
@@ -147,13 +149,15 @@ def outlier_detection(
     -------
     The container.
     """
-    from romancore.algorithms.drizzle import Drizzler, blot
+    from romancore.algorithms.drizzle import Drizzler, estimate_pixel_scale_ratio
     from romancore.algorithms.outlier_detection import (
+        blot_median,
         detect_outliers_same_grid,
         flag_resampled_crs,
         median_of_resampled,
         outlier_dq,
         parse_pair,
+        resampling_blur_variance,
     )
 
     if weight_type not in ("ivm", "exptime"):
@@ -221,7 +225,11 @@ def outlier_detection(
     for i in range(n):
         model = container[i]
         name = member_name(container, i, model)
-        blotted = blot(median, pixmap_for(model, grid, name), fillval=np.nan)
+        pixmap = pixmap_for(model, grid, name)
+        psr = grid.pixel_scale_ratio or estimate_pixel_scale_ratio(pixmap)
+        blotted = blot_median(median, pixmap,
+                              blur_variance=resampling_blur_variance(kernel, pixfrac, psr))
+        del pixmap
         background = float(backg) + sky_level(model)
         mask = flag_resampled_crs(float32(model.data), _err(model), blotted, snr=snr, scale=scale,
                                   backg=background, grow=grow)
