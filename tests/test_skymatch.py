@@ -379,3 +379,170 @@ def test_table_1_with_gwcs_callables():
     res = sm.match_sky(images, skymethod="global+match")
     np.testing.assert_allclose(res.levels, TABLE1["global+match"], atol=1e-9)
     assert [p[4] for p in res.pairs if p[:2] == (0, 1)] == [8 * SIZE]
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+def _numpy_stat_oracle(values, stat, lower=None, upper=None, nclip=5, lsig=4.0, usig=4.0,
+                       binwidth=0.1):
+    """The statistic with whole-array numpy passes (mean, two-pass std, bincount)."""
+    v = np.asarray(values, np.float32).ravel()
+    v = v[np.isfinite(v)].astype(np.float64)
+    lo = lower if lower is not None else -np.inf
+    hi = upper if upper is not None else np.inf
+    for it in range(nclip + 1):
+        sel = v[(v >= lo) & (v <= hi)]
+        if sel.size == 0:
+            return None, 0
+        mean = sel.mean()
+        std = sel.std(ddof=1) if sel.size > 1 else 0.0
+        if it < nclip:
+            lo = max(mean - lsig * std, -np.inf if lower is None else lower)
+            hi = min(mean + usig * std, np.inf if upper is None else upper)
+    if stat == "mean":
+        return float(mean), sel.size
+    if stat == "median":
+        return float(np.median(sel)), sel.size
+    vmin, vmax, h = sel.min(), sel.max(), binwidth * std
+    eps = 10 * float(np.finfo(np.float32).eps)
+    if h < eps or vmax - vmin < eps or h > vmax - vmin:
+        hist = [sel.size]
+    else:
+        nbins = int((vmax - vmin) / h) + 1
+        idx = np.floor((sel - vmin) / ((vmax - vmin) / (nbins - 1))).astype(np.int64)
+        hist = list(np.bincount(idx[(idx >= 0) & (idx < nbins)], minlength=nbins))
+    oracle = _mode_oracle if stat == "mode" else _midpt_oracle
+    return oracle(float(vmin), float(h), hist), sel.size
+
+
+def _sky_values(seed, n, loc=10.0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    v = (rng.standard_normal(n) * scale + loc).astype(np.float32)
+    k = n // 100
+    v[rng.choice(n, k, replace=False)] += rng.exponential(50.0 * scale, k).astype(np.float32)
+    v[rng.choice(n, 20, replace=False)] = np.nan
+    v[rng.choice(n, 5, replace=False)] = np.inf
+    return v
+
+
+@pytest.mark.parametrize("stat", sm.SKYSTATS)
+@pytest.mark.parametrize("seed,loc,scale,first", [
+    (0, 10.0, 1.0, None),      # the benchmark mix: N(10, 1) and 1 % sources
+    (1, 1.0e4, 0.01, None),    # large level, tiny noise: ill-conditioned sums
+    (2, 0.0, 3.0, None),       # sky around zero
+    (3, 10.0, 1.0, 1.0e6),     # the first value (the first shift) is a far outlier
+])
+def test_statistics_match_numpy_on_large_sets(stat, seed, loc, scale, first):
+    values = _sky_values(seed, 300_000, loc, scale)  # above the kernels' threading threshold
+    if first is not None:
+        values[0] = first
+    want, wn = _numpy_stat_oracle(values, stat)
+    got, n = sm.sky_statistic(values, stat)
+    assert n == wn
+    assert got == pytest.approx(want, rel=1e-9, abs=1e-12 * scale)
+
+
+def _sel_oracle(values, mask, lo, hi):
+    x = np.asarray(values, np.float32).astype(np.float64)
+    keep = (x >= lo) & (x <= hi)
+    if mask.size:
+        keep &= mask != 0
+    return x[keep]
+
+
+def _kernel_case(seed, n):
+    rng = np.random.default_rng(seed)
+    v = rng.normal(5.0, 2.0, n).astype(np.float32)
+    v[rng.choice(n, n // 50, replace=False)] = np.nan
+    v[rng.choice(n, min(n, 3), replace=False)] = -np.inf
+    mask = (rng.random(n) > 0.2).astype(np.uint8)
+    return v, mask
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 2047, 2049, 200_003])
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_clip_moments_kernel_matches_oracle(n, use_mask):
+    from romancore._ext import skystats as ks
+    v, mask = _kernel_case(n, n)
+    m = mask if use_mask else np.empty(0, np.uint8)
+    big = float(np.finfo(np.float64).max)
+    for lo, hi, shift in [(-big, big, 5.0), (3.0, 6.5, float("nan")), (1.0, 2.0, -40.0),
+                          (50.0, 60.0, 0.0)]:
+        sel = _sel_oracle(v, m, lo, hi)
+        cnt, s1, s2, vmin, vmax, used = ks.clip_moments(v, m, lo, hi, shift)
+        assert cnt == sel.size
+        if math.isnan(shift):
+            assert used == (sel[0] if sel.size else 0.0)
+        else:
+            assert used == shift
+        d = sel - used
+        assert s1 == pytest.approx(math.fsum(d), rel=1e-13, abs=1e-9)
+        assert s2 == pytest.approx(math.fsum(d * d), rel=1e-13, abs=1e-9)
+        if sel.size:
+            assert (vmin, vmax) == (sel.min(), sel.max())
+        else:
+            assert math.isnan(vmin) and math.isnan(vmax)
+        no_range = ks.clip_moments(v, m, lo, hi, shift, False)
+        assert no_range[:3] == (cnt, s1, s2) and math.isnan(no_range[3])
+
+
+@pytest.mark.parametrize("n", [5, 3000, 200_003])
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_histogram_and_select_kernels_match_oracle(n, use_mask):
+    from romancore._ext import skystats as ks
+    v, mask = _kernel_case(100 + n, n)
+    m = mask if use_mask else np.empty(0, np.uint8)
+    lo, hi = 1.0, 9.0
+    sel = _sel_oracle(v, m, lo, hi)
+    np.testing.assert_array_equal(ks.select(v, m, lo, hi, sel.size), sel.astype(np.float32))
+    with pytest.raises(ValueError, match="count"):
+        ks.select(v, m, lo, hi, sel.size + 1)
+    vmin = float(sel.min())
+    for nbins in (1, 2, 37, 5000):
+        dz = (float(sel.max()) - vmin) / max(nbins - 1, 1)
+        idx = np.floor((sel - vmin) / dz).astype(np.int64)
+        want = np.bincount(idx[(idx >= 0) & (idx < nbins)], minlength=nbins)
+        np.testing.assert_array_equal(ks.histogram(v, m, lo, hi, vmin, dz, nbins), want)
+
+
+def test_histogram_kernel_bins_values_on_bin_edges_like_division():
+    """Values at (and one float32 step around) bin edges: the bin of the IEEE division."""
+    from romancore._ext import skystats as ks
+    rng = np.random.default_rng(9)
+    vmin = 0.1
+    for dz in rng.uniform(1e-3, 0.7, 40):
+        edges = (vmin + dz * np.arange(64)).astype(np.float32)
+        v = np.concatenate([edges, np.nextafter(edges, np.float32(-np.inf)),
+                            np.nextafter(edges, np.float32(np.inf))])
+        x = v.astype(np.float64)
+        idx = np.floor((x - vmin) / dz).astype(np.int64)
+        want = np.bincount(idx[(idx >= 0) & (idx < 60)], minlength=60)
+        got = ks.histogram(v, np.empty(0, np.uint8), -1e300, 1e300, vmin, float(dz), 60)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_kernels_reject_a_mask_of_another_length():
+    from romancore._ext import skystats as ks
+    v = np.ones(10, np.float32)
+    for call in (lambda m: ks.clip_moments(v, m, 0.0, 2.0, 1.0),
+                 lambda m: ks.histogram(v, m, 0.0, 2.0, 0.0, 0.5, 4),
+                 lambda m: ks.select(v, m, 0.0, 2.0, 10)):
+        with pytest.raises(ValueError, match="mask has 9 elements"):
+            call(np.ones(9, np.uint8))
+
+
+@pytest.mark.parametrize("stat", sm.SKYSTATS)
+def test_statistic_with_mask_equals_statistic_of_masked_values(stat):
+    """``mask=`` (no gathered copy) gives the statistic of ``data[mask]``."""
+    rng = np.random.default_rng(21)
+    data = rng.normal(10.0, 2.0, (120, 150)).astype(np.float32)
+    data[rng.random(data.shape) < 0.01] += 80.0
+    mask = rng.random(data.shape) > 0.3
+    # the same values, summed in other chunks: equal to rounding
+    want, wn = sm.sky_statistic(data[mask], stat)
+    for m in (mask, mask.astype(np.uint8)):
+        got, n = sm.sky_statistic(data, stat, mask=m)
+        assert n == wn and got == pytest.approx(want, rel=1e-13)
+    with pytest.raises(ParameterError, match=r"mask has shape \(150, 120\)"):
+        sm.sky_statistic(data, stat, mask=mask.T)

@@ -36,6 +36,7 @@ import numpy as np
 from spherical_geometry.polygon import SphericalPolygon
 
 from romancore import dq as dqflags
+from romancore._ext import skystats as _skystats
 from romancore.errors import ParameterError
 
 log = logging.getLogger(__name__)
@@ -86,18 +87,8 @@ def _is_finite_number(v) -> bool:
         return False
 
 
-def _histogram_stat(vals: np.ndarray, vmin: float, vmax: float, std: float,
-                    binwidth: float, skystat: str) -> float:
-    h = binwidth * std
-    span = vmax - vmin
-    if h < _EPS or span < _EPS or h > span:
-        hist = np.array([vals.size])
-    else:
-        nbins = int(span / h) + 1
-        dz = span / (nbins - 1)
-        idx = np.floor((vals - vmin) / dz).astype(np.int64)
-        idx = idx[(idx >= 0) & (idx < nbins)]
-        hist = np.bincount(idx, minlength=nbins)
+def _histogram_value(hist: np.ndarray, vmin: float, h: float, skystat: str) -> float:
+    """``mode`` or ``midpt`` of a histogram with bins of width ``h`` starting at ``vmin``."""
     nbins = hist.size
     if skystat == "mode":
         if nbins == 1:
@@ -130,8 +121,8 @@ def _histogram_stat(vals: np.ndarray, vmin: float, vmax: float, std: float,
 
 
 def sky_statistic(values, skystat: str = "mode", *, lower=None, upper=None, nclip: int = 5,
-                  lsigma: float = 4.0, usigma: float = 4.0,
-                  binwidth: float = 0.1) -> tuple[float | None, int]:
+                  lsigma: float = 4.0, usigma: float = 4.0, binwidth: float = 0.1,
+                  mask=None) -> tuple[float | None, int]:
     """Clipped sky statistic of a set of pixel values.
 
     Parameters
@@ -147,6 +138,10 @@ def sky_statistic(values, skystat: str = "mode", *, lower=None, upper=None, ncli
         Clip limits in units of the sample standard deviation.
     binwidth : float
         Histogram bin width for ``mode`` and ``midpt``, in units of the std.
+    mask : bool array or None
+        Same shape as ``values``; only pixels where it is True are used
+        (``sky_statistic(data, mask=m)`` equals ``sky_statistic(data[m])``
+        without the copy).
 
     Returns
     -------
@@ -155,45 +150,93 @@ def sky_statistic(values, skystat: str = "mode", *, lower=None, upper=None, ncli
         pixels in the last pass.
     """
     p = SkyStatParams(skystat, lower, upper, nclip, lsigma, usigma, binwidth)
-    return _sky_statistic(np.asarray(values), p)
+    return _sky_statistic(values, p, mask)
 
 
-def _sky_statistic(values: np.ndarray, p: SkyStatParams) -> tuple[float | None, int]:
-    v = values.astype(np.float32, copy=False).ravel()
-    v = v[np.isfinite(v)].astype(np.float64)
-    if p.lower is not None:
-        v = v[v >= p.lower]
-    if p.upper is not None:
-        v = v[v <= p.upper]
-    if v.size == 0:
-        return None, 0
-    clipmin = float(p.lower) if p.lower is not None else float(v.min())
-    clipmax = float(p.upper) if p.upper is not None else float(v.max())
-    sel = v
-    mean = std = vmin = vmax = 0.0
+# A one-pass variance from sums shifted by K loses about (mean - K)**2 / var
+# digits' worth of relative precision; beyond this ratio the pass is redone
+# with K = mean (which makes it the two-pass formula).
+_SHIFT_RATIO = 100.0
+
+
+def _flat_inputs(values, mask) -> tuple[np.ndarray, np.ndarray]:
+    """Values as a flat float32 array and the mask as flat uint8 (empty: no mask)."""
+    arr = np.asarray(values)
+    v = np.ascontiguousarray(arr, dtype=np.float32).reshape(-1)
+    if mask is None:
+        return v, np.empty(0, dtype=np.uint8)
+    m = np.asarray(mask)
+    if m.shape != arr.shape:
+        raise ParameterError(f"mask has shape {m.shape}, expected the shape of values "
+                             f"{arr.shape}")
+    if m.dtype != np.bool_:
+        m = m != 0
+    return v, np.ascontiguousarray(m).reshape(-1).view(np.uint8)
+
+
+def _moments(v, m, lo, hi, shift, need_std, need_range):
+    """(n, mean, std, vmin, vmax) of the values in [lo, hi]; n == 0 -> None.
+
+    ``std`` is exact only with ``need_std``, ``vmin``/``vmax`` are NaN
+    without ``need_range``.
+    """
+    n, s1, s2, vmin, vmax, shift = _skystats.clip_moments(v, m, lo, hi, shift, need_range)
+    if n == 0:
+        return None
+    d = s1 / n
+    ss = s2 - s1 * d
+    if need_std and n > 1 and d * d * n > _SHIFT_RATIO * ss:
+        n, s1, s2, vmin, vmax, shift = _skystats.clip_moments(v, m, lo, hi, shift + d,
+                                                              need_range)
+        d = s1 / n
+        ss = s2 - s1 * d
+    mean = shift + d
+    std = math.sqrt(max(ss, 0.0) / (n - 1)) if n > 1 else 0.0
+    return n, mean, std, vmin, vmax
+
+
+def _sky_statistic(values, p: SkyStatParams, mask=None) -> tuple[float | None, int]:
+    v, m = _flat_inputs(values, mask)
+    big = float(np.finfo(np.float64).max)  # finite bounds also drop ±inf and NaN
+    lower = float(p.lower) if p.lower is not None else -big
+    upper = float(p.upper) if p.upper is not None else big
+    clipmin, clipmax = lower, upper
+    hist_stat = p.skystat in ("mode", "midpt")
+    shift = math.nan
     for it in range(p.nclip + 1):
-        sel = v[(v >= clipmin) & (v <= clipmax)]
-        if sel.size == 0:
+        last = it == p.nclip
+        got = _moments(v, m, clipmin, clipmax, shift, need_std=hist_stat or not last,
+                       need_range=hist_stat and last)
+        if got is None:
             return None, 0
-        mean = float(sel.mean())
-        std = float(sel.std(ddof=1)) if sel.size > 1 else 0.0
-        vmin, vmax = float(sel.min()), float(sel.max())
-        if it < p.nclip:
-            clipmin = mean - p.lsigma * std
-            clipmax = mean + p.usigma * std
-            if p.lower is not None:
-                clipmin = max(float(p.lower), clipmin)
-            if p.upper is not None:
-                clipmax = min(float(p.upper), clipmax)
+        n, mean, std, vmin, vmax = got
+        if not last:
+            clipmin = max(lower, mean - p.lsigma * std)
+            clipmax = min(upper, mean + p.usigma * std)
+            shift = mean
     if p.skystat == "mean":
         value = mean
     elif p.skystat == "median":
-        value = float(np.median(sel))
+        sel = _skystats.select(v, m, clipmin, clipmax, n)
+        k = (n - 1) // 2
+        if n % 2:
+            value = float(np.partition(sel, k)[k])
+        else:
+            part = np.partition(sel, [k, k + 1])
+            value = (float(part[k]) + float(part[k + 1])) / 2.0
     else:
-        value = _histogram_stat(sel, vmin, vmax, std, float(p.binwidth), p.skystat)
+        h = float(p.binwidth) * std
+        span = vmax - vmin
+        if h < _EPS or span < _EPS or h > span:
+            hist = np.array([n])
+        else:
+            nbins = int(span / h) + 1
+            dz = span / (nbins - 1)
+            hist = _skystats.histogram(v, m, clipmin, clipmax, vmin, dz, nbins)
+        value = _histogram_value(hist, vmin, h, p.skystat)
     if not math.isfinite(value):
-        return None, int(sel.size)
-    return value, int(sel.size)
+        return None, n
+    return value, n
 
 
 # --------------------------------------------------------------------------- geometry
@@ -371,7 +414,7 @@ class SkyMatchResult:
 def _local(images, p) -> np.ndarray:
     out = np.full(len(images), np.nan)
     for i, im in enumerate(images):
-        value, _ = _sky_statistic(im.data[im.usable()], p)
+        value, _ = _sky_statistic(im.data, p, im.mask)
         if value is not None:
             out[i] = value
     return out
@@ -385,8 +428,8 @@ def _match(images, p, match_down: bool):
             overlap = images[i].footprint.intersection(images[j].footprint)
             if not overlap.area() > 0:
                 continue
-            si, ni = _sky_statistic(images[i].data[images[i].overlap_mask(overlap)], p)
-            sj, nj = _sky_statistic(images[j].data[images[j].overlap_mask(overlap)], p)
+            si, ni = _sky_statistic(images[i].data, p, images[i].overlap_mask(overlap))
+            sj, nj = _sky_statistic(images[j].data, p, images[j].overlap_mask(overlap))
             if si is None or sj is None or ni == 0 or nj == 0:
                 continue
             w = 0.5 * (ni + nj)
