@@ -430,7 +430,8 @@ def test_build_driz_weight():
     dq = np.array([[0, pixel.DO_NOT_USE], [pixel.JUMP_DET, 0]], np.uint32)
     var = np.array([[0.5, 0.5], [0.25, 0.0]], np.float32)
     w = build_driz_weight(data, dq, var, 10.0)
-    np.testing.assert_allclose(w, [[2.0, 0.0], [4.0, 0.0]])
+    # ivm uses the source-free (box median) read-noise variance of the good pixels: 0.375
+    np.testing.assert_allclose(w, [[1 / 0.375, 0.0], [1 / 0.375, 1 / 0.375]], rtol=1e-6)
     assert w.dtype == np.float32
     np.testing.assert_allclose(build_driz_weight(data, dq, None, 10.0), [[1, 0], [1, 1]])
     np.testing.assert_allclose(build_driz_weight(data, dq, var, 10.0, weight_type="exptime"),
@@ -446,6 +447,22 @@ def test_build_driz_weight():
         build_driz_weight(data, dq, var, 1.0, weight_type="bogus")
     with pytest.raises(ParameterError, match="exptime"):
         build_driz_weight(data, dq, var, None, weight_type="exptime")
+
+
+def test_ivm_weights_ignore_the_sources_imprint_on_var_rnoise():
+    """A star raises var_rnoise at its core; its weight must not drop there (no flux bias)."""
+    rng = np.random.default_rng(4)
+    var = np.full((128, 128), 1e-3, np.float32) * rng.uniform(0.95, 1.05, (128, 128)).astype(np.float32)
+    var[:, 64:] *= 1.5  # a second amplifier with more read noise
+    star = var.copy()
+    star[30:33, 30:33] *= 3.0
+    dq = np.zeros((128, 128), np.uint32)
+    data = np.ones((128, 128), np.float32)
+    w_flat = build_driz_weight(data, dq, var, None)
+    w_star = build_driz_weight(data, dq, star, None)
+    np.testing.assert_allclose(w_star, w_flat, rtol=0.02)
+    # the amplifier structure stays
+    assert np.median(w_flat[:, :64]) / np.median(w_flat[:, 64:]) == pytest.approx(1.5, rel=0.05)
 
 
 # ---------------------------------------------------------------- errors and misc

@@ -146,7 +146,10 @@ def _peak_bytes(n):
 
 def test_peak_memory_does_not_grow_with_inputs():
     _peak_bytes(2)  # warm caches (imports, lookup tables)
-    p2, p6 = _peak_bytes(2), _peak_bytes(6)
+    # the least of two runs each: one-off allocations of other libraries (caches filled
+    # lazily, e.g. by earlier tests) must not be counted as growth with N
+    p2 = min(_peak_bytes(2), _peak_bytes(2))
+    p6 = min(_peak_bytes(6), _peak_bytes(6))
     assert p6 <= 1.10 * p2, (p2, p6)
 
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -651,6 +652,32 @@ def build_mask(dq, bitvalue) -> np.ndarray:
     return ((dq.astype(np.uint64) & np.uint64(bad)) == 0).astype(np.uint8)
 
 
+def source_free_variance(var, good, block: int = 64) -> np.ndarray:
+    """A read-noise variance map without the imprint of the sources (float32).
+
+    The ramp fitter's read-noise variance of a slope depends on the pixel's own signal
+    (the optimal weights change with S/N), so ``1/var_rnoise`` weights would favour each
+    exposure where its sample of a star is faint and bias co-added fluxes low.  The
+    median of ``var`` over ``block``×``block`` boxes of good pixels keeps the detector's
+    smooth noise structure (amplifiers, regions) and drops the per-source part; boxes
+    without good pixels take the image median.
+    """
+    var = np.asarray(var, dtype=np.float32)
+    ny, nx = var.shape
+    by, bx = -(-ny // block), -(-nx // block)
+    padded = np.full((by * block, bx * block), np.nan, dtype=np.float32)
+    ok = np.asarray(good, bool) & np.isfinite(var) & (var > 0)
+    padded[:ny, :nx] = np.where(ok, var, np.nan)
+    tiles = padded.reshape(by, block, bx, block).transpose(0, 2, 1, 3).reshape(by, bx, block * block)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN boxes
+        med = np.nanmedian(tiles, axis=2)
+    if not np.isfinite(med).any():
+        return np.full((ny, nx), np.nan, dtype=np.float32)
+    med[~np.isfinite(med)] = np.nanmedian(med)
+    return np.repeat(np.repeat(med, block, axis=0), block, axis=1)[:ny, :nx].astype(np.float32)
+
+
 def build_driz_weight(
     data,
     dq,
@@ -674,7 +701,8 @@ def build_driz_weight(
     exptime : float or None
         Exposure (measurement) time, needed by ``exptime``.
     weight_type : {"ivm", "exptime", "ivm-sky", None}
-        ``ivm``: ``mask / var_rnoise``; ``exptime``: ``mask * exptime``;
+        ``ivm``: ``mask / var_rnoise`` with the source-free variance of
+        :func:`source_free_variance`; ``exptime``: ``mask * exptime``;
         ``ivm-sky``: ``mask / var_sky`` with
         ``var_sky = var_rnoise + var_poisson / data * median(good data)``;
         None: the mask.
@@ -702,7 +730,8 @@ def build_driz_weight(
             if var_rnoise is None:
                 w = mask
             else:
-                w = mask / _as_image("var_rnoise", var_rnoise, data.shape)
+                vr = _as_image("var_rnoise", var_rnoise, data.shape)
+                w = mask / source_free_variance(vr, mask > 0)
         elif wt == "exptime":
             if exptime is None:
                 raise ParameterError("weight_type='exptime' needs exptime")
