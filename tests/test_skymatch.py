@@ -266,6 +266,7 @@ def test_statistics_hand_computed():
     v = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     assert sm.sky_statistic(v, "mean", nclip=0) == (3.0, 5)
     assert sm.sky_statistic(v, "median", nclip=0) == (3.0, 5)
+    assert sm.sky_statistic(np.array([4.0, 1.0, 10.0, 2.0]), "median", nclip=0) == (3.0, 4)
     # binwidth so wide that h > range -> one bin -> min + h/2
     h = 10.0 * math.sqrt(2.5)
     assert sm.sky_statistic(v, "mode", nclip=0, binwidth=10.0)[0] == pytest.approx(1 + 0.5 * h)
