@@ -335,7 +335,7 @@ def _pixmap_case(stepsize):
     return setup, run
 
 
-CASES["pixmap_sparse"] = Case("pixel map of a 4088² WFI gwcs onto a TAN grid, sparse grid (step 10) + spline",
+CASES["pixmap_sparse"] = Case("pixel map of a 4088² WFI gwcs onto a TAN grid, sparse grid (default step) + spline",
                               *_pixmap_case(10), threaded=False,
                               throughput=lambda s, w: (s["npix"] / w / 1e6, "Mpix/s"))
 CASES["pixmap_dense"] = Case("pixel map evaluated at every pixel (256 rows, for the rate)",
