@@ -440,3 +440,18 @@ def test_call_sequence_with_drizzle_and_blot():
         assert np.all(dq[mask] == 129)
     assert n_cr > 50
     assert found / n_cr >= 0.99
+
+
+def test_blot_median_threads_give_identical_results():
+    from romancore.algorithms.outlier_detection import blot_median
+
+    rng = np.random.default_rng(12)
+    med = rng.standard_normal((140, 150)).astype(np.float32)
+    med[40:44, 60:63] = np.nan
+    yy, xx = np.mgrid[0:120, 0:130].astype(float)
+    pm = np.stack([xx + 5.3 + 0.01 * yy, yy + 6.6 - 0.02 * xx], axis=-1)
+    one = blot_median(med, pm, blur_variance=0.2, block=32, num_threads=1)
+    two = blot_median(med, pm, blur_variance=0.2, block=32, num_threads=2)
+    np.testing.assert_array_equal(one, two)
+    with pytest.raises(ParameterError, match="num_threads"):
+        blot_median(med, pm, num_threads=0)

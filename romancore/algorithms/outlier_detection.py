@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import shutil
 import tempfile
@@ -495,7 +496,17 @@ def _sharpened(tile: np.ndarray, variance: float) -> np.ndarray:
     return tile - (0.5 * variance) * lap
 
 
-def blot_median(median, pixmap, *, blur_variance: float = 0.0, block: int = _BLOT_BLOCK) -> np.ndarray:
+def _blot_threads(num_threads, nblocks: int) -> int:
+    if num_threads is None:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        num_threads = int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
+        raise ParameterError(f"num_threads={num_threads!r}: must be a positive integer or None")
+    return int(min(num_threads, nblocks))
+
+
+def blot_median(median, pixmap, *, blur_variance: float = 0.0, block: int = _BLOT_BLOCK,
+                num_threads: int | None = None) -> np.ndarray:
     """The median sampled at an input image's pixel centres, for :func:`flag_resampled_crs`.
 
     The reference blot (bilinear interpolation of the median) smooths the image a
@@ -522,6 +533,9 @@ def blot_median(median, pixmap, *, blur_variance: float = 0.0, block: int = _BLO
         Position (X, Y) in the median's frame of every input pixel (NaN = unmapped).
     blur_variance : float
         Per-axis smoothing variance of the median, in [0, 0.5] median pixels².
+    num_threads : int or None
+        Threads working on separate blocks (None: ``OMP_NUM_THREADS`` if set, else the
+        number of CPUs).  The result does not depend on it.
 
     Returns
     -------
@@ -543,33 +557,47 @@ def blot_median(median, pixmap, *, blur_variance: float = 0.0, block: int = _BLO
     pm = np.asarray(pixmap)
     ny, nx = out.shape
     gy, gx = med.shape
-    for by in range(0, ny, block):
-        for bx in range(0, nx, block):
-            lin = out[by:by + block, bx:bx + block]
-            use = np.isfinite(lin)
-            if not use.any():
-                continue
-            X = pm[by:by + block, bx:bx + block, 0][use]
-            Y = pm[by:by + block, bx:bx + block, 1][use]
-            ya = max(int(math.floor(Y.min())) - _SPLINE_MARGIN, 0)
-            yb = min(int(math.floor(Y.max())) + _SPLINE_MARGIN + 2, gy)
-            xa = max(int(math.floor(X.min())) - _SPLINE_MARGIN, 0)
-            xb = min(int(math.floor(X.max())) + _SPLINE_MARGIN + 2, gx)
-            tile = med[ya:yb, xa:xb].astype(np.float64)
-            bad = ~np.isfinite(tile)
-            if bad.any():
-                tile[bad] = np.median(tile[~bad])  # the bilinear result is kept near these
-            coeff = ndimage.spline_filter(_sharpened(tile, v), order=3, mode="mirror")
-            vals = ndimage.map_coordinates(coeff, [Y - ya, X - xa], order=3, prefilter=False,
-                                           mode="mirror")
-            keep = np.ones(vals.shape, bool)
-            if bad.any():
-                near = ndimage.binary_dilation(bad, np.ones((2 * _NAN_GUARD + 1,) * 2, bool))
-                iy = np.clip(np.rint(Y).astype(np.intp) - ya, 0, tile.shape[0] - 1)
-                ix = np.clip(np.rint(X).astype(np.intp) - xa, 0, tile.shape[1] - 1)
-                keep = ~near[iy, ix]
-            keep &= (X <= gx - 1) & (Y <= gy - 1)
-            lin[use] = np.where(keep, vals, lin[use]).astype(np.float32)
+
+    def one_block(corner):
+        by, bx = corner
+        lin = out[by:by + block, bx:bx + block]
+        use = np.isfinite(lin)
+        if not use.any():
+            return
+        X = pm[by:by + block, bx:bx + block, 0][use]
+        Y = pm[by:by + block, bx:bx + block, 1][use]
+        ya = max(int(math.floor(Y.min())) - _SPLINE_MARGIN, 0)
+        yb = min(int(math.floor(Y.max())) + _SPLINE_MARGIN + 2, gy)
+        xa = max(int(math.floor(X.min())) - _SPLINE_MARGIN, 0)
+        xb = min(int(math.floor(X.max())) + _SPLINE_MARGIN + 2, gx)
+        tile = med[ya:yb, xa:xb].astype(np.float64)
+        bad = ~np.isfinite(tile)
+        if bad.any():
+            tile[bad] = np.median(tile[~bad])  # the bilinear result is kept near these
+        coeff = ndimage.spline_filter(_sharpened(tile, v), order=3, mode="mirror")
+        vals = ndimage.map_coordinates(coeff, [Y - ya, X - xa], order=3, prefilter=False,
+                                       mode="mirror")
+        keep = np.ones(vals.shape, bool)
+        if bad.any():
+            near = ndimage.binary_dilation(bad, np.ones((2 * _NAN_GUARD + 1,) * 2, bool))
+            iy = np.clip(np.rint(Y).astype(np.intp) - ya, 0, tile.shape[0] - 1)
+            ix = np.clip(np.rint(X).astype(np.intp) - xa, 0, tile.shape[1] - 1)
+            keep = ~near[iy, ix]
+        keep &= (X <= gx - 1) & (Y <= gy - 1)
+        lin[use] = np.where(keep, vals, lin[use]).astype(np.float32)
+
+    corners = [(by, bx) for by in range(0, ny, block) for bx in range(0, nx, block)]
+    # blocks are independent and write disjoint parts of ``out``; scipy.ndimage releases
+    # the GIL, so threads share the work
+    workers = _blot_threads(num_threads, len(corners))
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one_block, corners))
+    else:
+        for corner in corners:
+            one_block(corner)
     return out
 
 
