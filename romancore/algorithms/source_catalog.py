@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -242,7 +243,82 @@ def pixel_area_from_wcs(wcs: Callable, x: float, y: float, *, step: float = 0.5)
 # the pieces of the algorithm
 
 
-def _background(data, mask, boxsize):
+def _num_threads(num_threads) -> int:
+    """Threads for the row-block work (None: ``OMP_NUM_THREADS`` if set, else the CPU count)."""
+    if num_threads is None:
+        env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+        num_threads = int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
+        raise ParameterError(f"num_threads must be a positive integer or None, got {num_threads!r}")
+    return int(num_threads)
+
+
+def _row_blocks(n: int, block: int) -> list[tuple[int, int]]:
+    return [(r0, min(r0 + block, n)) for r0 in range(0, n, block)]
+
+
+def _run_blocks(func, blocks, num_threads: int) -> None:
+    """Call ``func(r0, r1)`` for every block; on threads when there are several.
+
+    ``func`` writes its own rows of a preallocated output, so blocks are independent;
+    scipy.ndimage and numpy release the GIL in the large array operations.
+    """
+    if num_threads <= 1 or len(blocks) <= 1:
+        for r0, r1 in blocks:
+            func(r0, r1)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(num_threads, len(blocks))) as pool:
+        for fut in [pool.submit(func, r0, r1) for r0, r1 in blocks]:
+            fut.result()
+
+
+def _zoom_operator(n_mesh: int, box: int, n_out: int) -> np.ndarray:
+    """The ``(n_out, n_mesh)`` matrix of photutils' mesh -> image resize along one axis.
+
+    Background2D resizes its mesh with ``scipy.ndimage.zoom`` (cubic spline, ``grid_mode``,
+    ``mode='reflect'``) by the integer factor ``box`` and crops to the image.  That map is
+    linear and the 2-D spline is a tensor product, so the 1-D operator is the zoom of each
+    unit vector, and the image is ``Wy @ mesh @ Wx.T``.
+    """
+    from scipy.ndimage import zoom
+
+    eye = np.eye(n_mesh)
+    cols = [zoom(eye[k], box, order=3, mode="reflect", grid_mode=True)[:n_out] for k in range(n_mesh)]
+    return np.ascontiguousarray(np.stack(cols, axis=1))
+
+
+def _mesh_to_image(mesh, box_size, shape, coverage_mask, fill_value, out, num_threads=1, block=512):
+    """Full-size image (float32, into ``out``) of a Background2D mesh.
+
+    Same as photutils' ``Background2D.background``/``background_rms`` (zoom, crop, clip to
+    the mesh range, coverage mask set to ``fill_value``) to float32 rounding, computed as
+    two 1-D spline passes in row blocks instead of one 2-D zoom of the padded grid.
+    """
+    mesh = np.asarray(mesh, dtype=np.float64)
+    ny, nx = shape
+    lo, hi = float(np.min(mesh)), float(np.max(mesh))
+    if hi - lo == 0:
+        out[...] = np.float32(lo)
+    else:
+        wy = _zoom_operator(mesh.shape[0], int(box_size[0]), ny)
+        wx = _zoom_operator(mesh.shape[1], int(box_size[1]), nx)
+        tmp = mesh @ wx.T  # (n_mesh_y, nx)
+
+        def rows(r0, r1):
+            blk = wy[r0:r1] @ tmp
+            np.clip(blk, lo, hi, out=blk)
+            out[r0:r1] = blk
+
+        _run_blocks(rows, _row_blocks(ny, block), num_threads)
+    if coverage_mask is not None:
+        out[coverage_mask] = fill_value
+    return out
+
+
+def _background(data, mask, boxsize, num_threads=1):
+    """2-D background and background RMS (float32 images) of ``data`` (step 2)."""
     from photutils.background import Background2D, MedianBackground
 
     clip = SigmaClip(sigma=3.0, stdfunc="mad_std")
@@ -259,7 +335,11 @@ def _background(data, mask, boxsize):
             data, (ny, nx), coverage_mask=mask, filter_size=(1, 1), sigma_clip=clip,
             bkg_estimator=MedianBackground(), exclude_percentile=100.0,
         )
-    return np.asarray(bkg.background, float), np.asarray(bkg.background_rms, float)
+    images = []
+    for mesh in (bkg.background_mesh, bkg.background_rms_mesh):
+        out = np.empty((ny, nx), np.float32)
+        images.append(_mesh_to_image(mesh, bkg.box_size, (ny, nx), mask, bkg.fill_value, out, num_threads))
+    return images[0], images[1]
 
 
 def _detection_kernel(fwhm: float):
@@ -286,34 +366,63 @@ def _daofind_kernel(fwhm: float):
     return kern, footprint, half
 
 
-def _gather(image, yi, xi, half):
-    """Cut ``(2 half + 1)^2`` stamps centred on integer pixels; outside = NaN."""
+def _gather(image, yi, xi, half, fill=np.nan, dtype=None):
+    """Cut ``(2 half + 1)^2`` stamps centred on integer pixels; outside = ``fill``."""
     ny, nx = image.shape
     off = np.arange(-half, half + 1)
     shape = (len(yi), len(off), len(off))
     yy = np.broadcast_to(yi[:, None, None] + off[None, :, None], shape)
     xx = np.broadcast_to(xi[:, None, None] + off[None, None, :], shape)
     inside = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
-    out = np.full(yy.shape, np.nan)
+    out = np.full(yy.shape, fill, dtype=dtype)
     out[inside] = image[yy[inside], xx[inside]]
-    return out
+    return out, inside
 
 
-def _daofind_shape(data, x, y, fwhm):
-    """DAOFIND sharpness and roundness1 at integer pixel positions nearest (x, y)."""
-    from scipy.ndimage import convolve as nd_convolve
+def _local_convolve(big, kern, half):
+    """Stamps ``(2 half + 1)^2`` of ``convolve(image, kern)`` from cut-outs ``big``.
 
+    ``big`` holds ``(2 (half + k) + 1)^2`` cut-outs of the image (k = kernel half size),
+    zero where the image is undefined or outside: the same values as
+    ``scipy.ndimage.convolve(image, kern, mode='constant', cval=0)`` at the stamp pixels,
+    computed in float64 and rounded to the dtype of ``big`` as scipy.ndimage does.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    k = np.asarray(kern, np.float64)
+    win = sliding_window_view(big, k.shape, axis=(1, 2))
+    # a convolution pairs window offset p with kernel index (size - 1 - p)
+    conv = np.einsum("kabpq,pq->kab", win, k[::-1, ::-1])
+    assert conv.shape[1] == 2 * half + 1
+    return conv.astype(big.dtype)
+
+
+def _daofind_shape(data, x, y, fwhm, mask=None):
+    """DAOFIND sharpness and roundness1 at integer pixel positions nearest (x, y).
+
+    Pixels of ``mask`` and non-finite pixels count as 0.  Only stamps around the
+    positions are read: the DAOFIND-convolved image is not made in full.
+    """
     n = len(x)
     if n == 0:
         return np.zeros(0), np.zeros(0)
     kern, footprint, half = _daofind_kernel(fwhm)
-    clean = np.where(np.isfinite(data), data, 0.0)
-    conv = nd_convolve(clean, kern, mode="constant", cval=0.0)
+    kh = kern.shape[0] // 2
     ok = np.isfinite(x) & np.isfinite(y)
     xi = np.where(ok, np.rint(np.where(ok, x, 0)), 0).astype(np.intp)
     yi = np.where(ok, np.rint(np.where(ok, y, 0)), 0).astype(np.intp)
-    dstamp = _gather(clean, yi, xi, half)
-    cstamp = _gather(conv, yi, xi, half)
+    big, _ = _gather(data, yi, xi, half + kh, fill=0, dtype=data.dtype)
+    bad = ~np.isfinite(big)
+    if mask is not None:
+        bad |= _gather(mask, yi, xi, half + kh, fill=False, dtype=bool)[0]
+    big[bad] = 0
+    inner = (slice(None), slice(kh, kh + 2 * half + 1), slice(kh, kh + 2 * half + 1))
+    ny, nx = data.shape
+    off = np.arange(-half, half + 1)
+    inside = (((yi[:, None] + off) >= 0) & ((yi[:, None] + off) < ny))[:, :, None] & (
+        ((xi[:, None] + off) >= 0) & ((xi[:, None] + off) < nx))[:, None, :]
+    dstamp = np.where(inside, big[inner], np.nan).astype(np.float64)
+    cstamp = np.where(inside, _local_convolve(big, kern, half), np.nan).astype(np.float64)
     ring = footprint.copy()
     ring[half, half] = False
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -332,6 +441,73 @@ def _daofind_shape(data, x, y, fwhm):
     sharp[~ok] = np.nan
     round1[~ok] = np.nan
     return sharp, round1
+
+
+def _aperture_sums(data, err, mask, aperture):
+    """Exact-overlap aperture ``sum``, ``sum_err`` and unmasked area for each position.
+
+    The values of photutils' ``ApertureStats(data, aperture, error=err, mask=mask,
+    sum_method="exact")`` (``sum``, ``sum_err``, ``sum_aper_area``), summed in the same
+    order, without its masked-array machinery.  Non-finite ``data`` counts as masked;
+    apertures off the image give NaN, and the area is NaN when no pixel centre inside
+    the aperture is unmasked.
+    """
+    masks = aperture.to_mask(method="exact")
+    n = len(masks)
+    total, total_err, area = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    for k, am in enumerate(masks):
+        big, small = am.get_overlap_slices(data.shape)
+        if big is None:
+            continue
+        w = am.data[small]
+        d = data[big].astype(np.float64)
+        bad = ~np.isfinite(d) | mask[big]
+        keep = (w != 0) & ~bad
+        if keep.any():
+            total[k] = np.sum((d * w)[keep])
+            total_err[k] = np.sqrt(np.sum((err[big] ** 2 * w)[keep]))
+        area[k] = np.sum(np.where(keep, w, 0.0))
+        # photutils sets the area to NaN when every pixel *centre* in the aperture is
+        # masked; an exact weight > 1/2 implies the centre is inside the (convex) aperture
+        if not (keep & (w > 0.5)).any():
+            cm = aperture[k].to_mask(method="center")
+            cbig, csmall = cm.get_overlap_slices(data.shape)
+            if cbig is None or not ((cm.data[csmall] != 0) & ~bad).any():
+                area[k] = np.nan
+    return total, total_err, area
+
+
+def _annulus_clipped_stats(data, mask, aperture, sigma_clip):
+    """Sigma-clipped median, standard deviation and pixel count in each aperture.
+
+    The values of photutils' ``ApertureStats(data, aperture, mask=mask,
+    sigma_clip=sigma_clip, sum_method="center")`` (``median``, ``std``,
+    ``sum_aper_area``): the unmasked pixels whose centres are inside, clipped by
+    ``sigma_clip`` (astropy ``SigmaClip``), in the same order.  NaN when nothing is left.
+    """
+    masks = aperture.to_mask(method="center")
+    n = len(masks)
+    med, std, area = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    for k, am in enumerate(masks):
+        big, small = am.get_overlap_slices(data.shape)
+        if big is None:
+            continue
+        w = am.data[small]
+        d = data[big].astype(np.float64)
+        bad = ~np.isfinite(d) | mask[big]
+        keep = (w != 0) & ~bad
+        if not keep.any():
+            continue
+        _, lo, hi = sigma_clip(d[keep], masked=False, return_bounds=True)
+        with np.errstate(invalid="ignore"):
+            keep &= (d >= lo) & (d <= hi)
+        if not keep.any():
+            continue
+        vals = (d * w)[keep]
+        med[k] = np.median(vals)
+        std[k] = np.std(vals)
+        area[k] = np.sum(np.where(keep, w, 0.0))
+    return med, std, area
 
 
 def _moment_centroid_errors(segm, data, err, mask, labels):
@@ -414,23 +590,66 @@ def _abmag(flux_njy, flux_err_njy):
     return mag, mag_err
 
 
-def _masked_convolve(data: np.ndarray, kernel: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _separable_factors(kernel: np.ndarray):
+    """``(ky, kx)`` with ``outer(ky, kx) == kernel`` (to 1e-12 of its peak), else None."""
+    k = np.asarray(kernel, dtype=np.float64)
+    total = k.sum()
+    if k.ndim != 2 or total == 0:
+        return None
+    ky, kx = k.sum(axis=1) / total, k.sum(axis=0)
+    if np.abs(np.outer(ky, kx) - k).max() > 1e-12 * np.abs(k).max():
+        return None
+    return ky, kx
+
+
+def _masked_convolve(data: np.ndarray, kernel: np.ndarray, mask: np.ndarray, num_threads: int = 1,
+                     block: int = 256) -> np.ndarray:
     """Convolution normalised over unmasked pixels (0 at masked pixels), in float32.
 
-    ``conv(data·w) / conv(w)`` with w = 1 on good pixels: the same result as astropy's
-    ``convolve(..., mask=mask, normalize_kernel=True, boundary='fill', fill_value=0)`` for a
-    normalised kernel, at a fraction of its memory and time.
+    ``conv(data·w) / conv(w)`` with w = 1 on good pixels and zero outside the image: the
+    same result as astropy's ``convolve(..., mask=mask, normalize_kernel=True,
+    boundary='fill', fill_value=0)`` for a normalised kernel, at a fraction of its memory
+    and time.  A separable kernel (the Gaussian) is applied as two 1-D passes in float64
+    on blocks of rows (threads share the blocks); other kernels as one 2-D pass.
     """
-    from scipy.ndimage import correlate
+    from scipy.ndimage import correlate, correlate1d
 
-    kern = (kernel / kernel.sum()).astype(np.float32)[::-1, ::-1]
-    good = (~mask).astype(np.float32)
-    num = correlate(data * good, kern, mode="constant", cval=0.0)
-    den = correlate(good, kern, mode="constant", cval=0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        np.divide(num, den, out=num)
-    num[mask | ~np.isfinite(num)] = 0.0
-    return num
+    ny, nx = data.shape
+    out = np.empty((ny, nx), np.float32)
+    factors = _separable_factors(kernel)
+    if factors is None:
+        kern = (kernel / kernel.sum())[::-1, ::-1]
+        good = (~mask).astype(np.float32)
+        num = correlate(np.where(mask, 0.0, data).astype(np.float32), kern, mode="constant", cval=0.0)
+        den = correlate(good, kern, mode="constant", cval=0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            np.divide(num, den, out=out)
+    else:
+        # convolution = correlation with the reversed 1-D factors
+        ky, kx = factors[0][::-1].copy(), factors[1][::-1].copy()
+        hy = len(ky) // 2
+        # normalisation of an unmasked block: the kernel weight inside the image
+        ex = correlate1d(np.ones(nx), kx, mode="constant", cval=0.0)
+        ey = correlate1d(np.ones(ny), ky, mode="constant", cval=0.0)
+
+        def rows(r0, r1):
+            lo, hi = max(r0 - hy, 0), min(r1 + hy, ny)
+            m = mask[lo:hi]
+            sub = np.where(m, 0.0, data[lo:hi]).astype(np.float64)
+            num = correlate1d(correlate1d(sub, kx, axis=1, mode="constant"), ky, axis=0, mode="constant")
+            num = num[r0 - lo : r1 - lo]
+            if m.any():
+                g = (~m).astype(np.float64)
+                den = correlate1d(correlate1d(g, kx, axis=1, mode="constant"), ky, axis=0, mode="constant")
+                den = den[r0 - lo : r1 - lo]
+            else:
+                den = np.outer(ey[r0:r1], ex)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[r0:r1] = num / den
+
+        _run_blocks(rows, _row_blocks(ny, block), num_threads)
+    out[mask | ~np.isfinite(out)] = 0.0
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -458,6 +677,7 @@ def make_source_catalog(
     extended_factor: float = 1.5,
     aperture_radii_arcsec=APERTURE_RADII_ARCSEC,
     annulus_arcsec=ANNULUS_ARCSEC,
+    num_threads: int | None = None,
 ) -> SourceCatalogResult:
     """Detect, segment and measure the sources of one image.
 
@@ -501,6 +721,10 @@ def make_source_catalog(
         ``is_extended`` is ``fwhm > extended_factor * point-source FWHM`` (default 1.5).
     aperture_radii_arcsec, annulus_arcsec
         Aperture radii and local-background annulus (inner, outer) in arcsec.
+    num_threads : int, optional
+        Threads sharing the full-image background interpolation and detection
+        convolution (row blocks; the results do not depend on it).  Default
+        ``OMP_NUM_THREADS`` if set, else the CPU count.
 
     Returns
     -------
@@ -523,7 +747,7 @@ def make_source_catalog(
     flagged ``DO_NOT_USE`` / zero weight.  ``flagged_spatial_id`` is 0 and ``dust_ebv``
     NaN (no spatial-flag or dust maps are used).
     """
-    from photutils.aperture import ApertureStats, CircularAnnulus, CircularAperture
+    from photutils.aperture import CircularAnnulus, CircularAperture
     from photutils.segmentation import SourceCatalog, SourceFinder
 
     data = _check_image("data", data)
@@ -558,6 +782,8 @@ def make_source_catalog(
     if not 0 < ann_in < ann_out:
         raise ParameterError(f"annulus_arcsec must be (inner, outer) with 0 < inner < outer, got {annulus_arcsec}")
 
+    nthreads = _num_threads(num_threads)
+
     ny, nx = data.shape
     if pixel_area is None or not np.isfinite(pixel_area) or pixel_area <= 0:
         if wcs is None:
@@ -580,14 +806,12 @@ def make_source_catalog(
     data[mask] = 0.0
     err[mask] = 0.0
 
-    background, background_rms = _background(data, mask, bkg_boxsize)
-    background = background.astype(np.float32, copy=False)
-    background_rms = background_rms.astype(np.float32, copy=False)
+    background, background_rms = _background(data, mask, bkg_boxsize, nthreads)
     data -= background
     data[mask] = 0.0
 
     kernel = _detection_kernel(kernel_fwhm)
-    detection = _masked_convolve(data, np.asarray(kernel.array, dtype=np.float32), mask)
+    detection = _masked_convolve(data, np.asarray(kernel.array, dtype=np.float64), mask, nthreads)
     threshold = snr_threshold * background_rms
 
     if deblend:
@@ -675,15 +899,12 @@ def make_source_catalog(
         v["nn_label"] = np.full(n, -1, np.int32)
         v["nn_distance"] = np.full(n, np.nan)
 
-    v["sharpness"], v["roundness1"] = _daofind_shape(np.where(mask, np.nan, data), xw, yw, kernel_fwhm)
+    v["sharpness"], v["roundness1"] = _daofind_shape(data, xw, yw, kernel_fwhm, mask)
 
     # local background (per pixel, input units) in the annulus
     pos = np.column_stack([xw, yw])
     annulus = CircularAnnulus(pos, ann_in / scale, ann_out / scale)
-    astats = ApertureStats(data, annulus, mask=mask, sigma_clip=SigmaClip(sigma=3.0), sum_method="center")
-    bkg_pix = np.asarray(astats.median, float)
-    bkg_std = np.asarray(astats.std, float)
-    bkg_n = np.asarray(astats.sum_aper_area.value, float)
+    bkg_pix, bkg_std, bkg_n = _annulus_clipped_stats(data, mask, annulus, SigmaClip(sigma=3.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         bkg_pix_err = np.sqrt(np.pi / (2.0 * bkg_n)) * bkg_std
     bkg_pix = np.where(np.isfinite(bkg_pix), bkg_pix, 0.0)
@@ -691,13 +912,11 @@ def make_source_catalog(
     v["aper_bkg_flux_err"] = bkg_pix_err * to_njy / scale**2
 
     for r in radii:
-        aper = CircularAperture(pos, r / scale)
-        st = ApertureStats(data, aper, error=err, mask=mask, sum_method="exact")
-        area = np.asarray(st.sum_aper_area.value, float)
-        flux = np.asarray(st.sum, float) - bkg_pix * area
+        aper_sum, aper_sum_err, area = _aperture_sums(data, err, mask, CircularAperture(pos, r / scale))
+        flux = aper_sum - bkg_pix * area
         name = _aper_name(r)
         v[f"{name}_flux"] = flux * to_njy
-        v[f"{name}_flux_err"] = np.asarray(st.sum_err, float) * to_njy
+        v[f"{name}_flux_err"] = aper_sum_err * to_njy
 
     v["segment_flux"] = _q(cat.segment_flux) * to_njy
     v["segment_flux_err"] = _q(cat.segment_flux_err) * to_njy
