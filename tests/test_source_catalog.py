@@ -293,3 +293,154 @@ def test_bad_arrays():
     with pytest.raises(ParameterError, match="dq"):
         sc.make_source_catalog(img, np.ones_like(img), dq=np.zeros((32, 32), float),
                                photmjsr=1.0, pixel_area=PIXEL_AREA)
+
+
+# --------------------------------------------------------------------------------------
+# the fast image operations against photutils / scipy / slow oracles
+
+
+def _bkg_scene(shape, seed):
+    rng = np.random.default_rng(seed)
+    ny, nx = shape
+    y, x = np.mgrid[:ny, :nx]
+    img = 2.0 + 3e-3 * x - 2e-3 * y + 0.5 * np.sin(x / 40.0) * np.cos(y / 55.0)
+    img = (img + rng.normal(0, 0.05 + 1e-4 * x, shape)).astype(np.float32)
+    mask = np.zeros(shape, bool)
+    mask[: ny // 5, : nx // 3] = True  # a no-coverage corner, as on a mosaic
+    mask[rng.random(shape) < 0.01] = True
+    img[mask] = 0.0
+    return img, mask
+
+
+@pytest.mark.parametrize(
+    "shape, box",
+    [((300, 260), 64), ((256, 192), 64), ((200, 330), 50), ((100, 700), 128), ((150, 150), 1000)],
+)
+def test_background_matches_photutils(shape, box):
+    """Two 1-D spline passes == photutils' zoom of the padded mesh grid (grid_mode, reflect,
+    clip, coverage mask), to float32 rounding, for partial edge boxes and rectangular boxes."""
+    from astropy.stats import SigmaClip
+    from photutils.background import Background2D, MedianBackground
+
+    img, mask = _bkg_scene(shape, seed=sum(shape))
+    bkg, rms = sc._background(img, mask, box, num_threads=1)
+    b2, r2 = sc._background(img, mask, box, num_threads=2)
+    np.testing.assert_array_equal(bkg, b2)
+    np.testing.assert_array_equal(rms, r2)
+    clip = SigmaClip(sigma=3.0, stdfunc="mad_std")
+    bx = (min(box, shape[0]), min(box, shape[1]))
+    ref = Background2D(img, bx, coverage_mask=mask, filter_size=(3, 3), sigma_clip=clip,
+                       bkg_estimator=MedianBackground())
+    assert bkg.dtype == rms.dtype == np.float32
+    if ref.background_mesh.size > 1:
+        assert np.ptp(ref.background_mesh) > 0  # the spline path is exercised
+    np.testing.assert_array_max_ulp(bkg, ref.background.astype(np.float32), maxulp=1)
+    np.testing.assert_array_max_ulp(rms, ref.background_rms.astype(np.float32), maxulp=1)
+    assert np.all(bkg[mask] == 0) and np.all(rms[mask] == 0)
+
+
+def test_zoom_operator_reproduces_2d_zoom():
+    from scipy.ndimage import zoom
+
+    mesh = np.random.default_rng(1).normal(size=(4, 6))
+    full = zoom(mesh, (7, 5), order=3, mode="reflect", grid_mode=True)[:25, :27]
+    sep = sc._zoom_operator(4, 7, 25) @ mesh @ sc._zoom_operator(6, 5, 27).T
+    np.testing.assert_allclose(sep, full, rtol=0, atol=1e-13)
+
+
+def test_masked_convolve_matches_oracle():
+    from oracles.source_catalog import masked_convolve_oracle
+
+    rng = np.random.default_rng(8)
+    data = rng.normal(1.0, 1.0, (70, 53)).astype(np.float32)
+    mask = rng.random(data.shape) < 0.05
+    mask[30:45, 10:25] = True  # a block with no good pixel under the kernel in its middle
+    mask[:, -3:] = True
+    gauss = np.asarray(sc._detection_kernel(2.0).array)
+    assert sc._separable_factors(gauss) is not None
+    blob = np.array([[0.0, 1.0, 0.0], [1.0, 3.0, 2.0], [0.0, 1.0, 0.5]])  # not separable
+    assert sc._separable_factors(blob) is None
+    for kern in (gauss, blob):
+        expect = masked_convolve_oracle(data, kern, mask)
+        one = sc._masked_convolve(data, kern, mask, num_threads=1, block=16)
+        two = sc._masked_convolve(data, kern, mask, num_threads=2, block=16)
+        whole = sc._masked_convolve(data, kern, mask, num_threads=1, block=1000)
+        assert one.dtype == np.float32
+        np.testing.assert_array_equal(one, two)
+        np.testing.assert_array_equal(one, whole)
+        np.testing.assert_allclose(one, expect, rtol=2e-6, atol=1e-6)
+        assert np.all(one[mask] == 0)
+
+
+def test_daofind_shape_matches_full_image_oracle():
+    from oracles.source_catalog import daofind_shape_oracle
+
+    rng = np.random.default_rng(4)
+    img = rng.normal(0, NOISE, (60, 70))
+    xs = np.array([30.2, 0.4, 69.3, 12.0, 50.7, 35.0, np.nan, 2.0])
+    ys = np.array([30.1, 25.0, 59.4, 1.6, 40.2, 12.0, 5.0, 58.0])
+    for x0, y0 in zip(xs, ys, strict=True):
+        if np.isfinite(x0):
+            add_gaussian(img, x0, y0, optimal_snr_flux(200), SIG)
+    img = img.astype(np.float32)
+    img[40, 51] = np.nan
+    mask = np.zeros(img.shape, bool)
+    mask[12, 34:37] = True
+    kern, footprint, half = sc._daofind_kernel(FWHM)
+    sharp, round1 = sc._daofind_shape(img, xs, ys, FWHM, mask)
+    es, er = daofind_shape_oracle(img, mask, xs, ys, kern, footprint, half)
+    np.testing.assert_allclose(sharp, es, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(round1, er, rtol=1e-12, atol=1e-15)
+    assert np.isnan(sharp[6]) and np.all(np.isfinite(sharp[:6]))
+
+
+def _aperture_scene():
+    rng = np.random.default_rng(12)
+    data = rng.normal(0.0, 1.0, (80, 90)).astype(np.float32)
+    err = rng.uniform(0.5, 1.5, data.shape).astype(np.float32)
+    mask = rng.random(data.shape) < 0.03
+    mask[50:70, 5:25] = True  # a fully masked aperture
+    data[3, 40] = np.nan  # non-finite data is masked
+    pos = np.array([
+        [45.3, 40.7], [1.2, 30.5], [88.6, 78.9], [-3.0, 10.0], [15.0, 60.0], [200.0, 10.0],
+        [40.0, 3.2], [60.5, 20.5], [24.4, 50.0],
+    ])
+    # a position where every pixel centre within 2.55 px is masked: an aperture of
+    # radius 2.5 there has unmasked partial pixels only (finite sum, NaN area)
+    yy, xx = np.mgrid[: data.shape[0], : data.shape[1]]
+    mask[(yy - 10.0) ** 2 + (xx - 62.0) ** 2 <= 2.55**2] = True
+    pos = np.vstack([pos, [62.0, 10.0]])
+    return data, err, mask, pos
+
+
+@pytest.mark.parametrize("radius", [0.7, 2.5, 5.3])
+def test_aperture_sums_equal_photutils_aperturestats(radius):
+    from photutils.aperture import ApertureStats, CircularAperture
+
+    data, err, mask, pos = _aperture_scene()
+    aper = CircularAperture(pos, radius)
+    total, total_err, area = sc._aperture_sums(data, err, mask, aper)
+    ref = ApertureStats(data, aper, error=err, mask=mask, sum_method="exact")
+    np.testing.assert_array_equal(total, np.asarray(ref.sum, float))
+    np.testing.assert_array_equal(total_err, np.asarray(ref.sum_err, float))
+    np.testing.assert_array_equal(area, np.asarray(ref.sum_aper_area.value, float))
+    assert np.isnan(total[5]) and np.isfinite(total[0]) and np.isnan(area[4])
+    if radius == 2.5:
+        assert np.isfinite(total[9]) and np.isnan(area[9])
+
+
+def test_annulus_clipped_stats_equal_photutils_aperturestats():
+    from astropy.stats import SigmaClip
+    from photutils.aperture import ApertureStats, CircularAnnulus
+
+    data, err, mask, pos = _aperture_scene()
+    data = data.copy()
+    data[38:42, 50:53] = 40.0  # outliers in the annulus of the first position
+    for r_in, r_out in ((3.0, 6.0), (8.5, 11.0)):
+        ann = CircularAnnulus(pos, r_in, r_out)
+        med, std, n = sc._annulus_clipped_stats(data, mask, ann, SigmaClip(sigma=3.0))
+        ref = ApertureStats(data, ann, mask=mask, sigma_clip=SigmaClip(sigma=3.0), sum_method="center")
+        np.testing.assert_array_equal(med, np.asarray(ref.median, float))
+        np.testing.assert_array_equal(std, np.asarray(ref.std, float))
+        np.testing.assert_array_equal(n, np.asarray(ref.sum_aper_area.value, float))
+    assert np.isfinite(med[0]) and np.isnan(med[5])
