@@ -70,12 +70,24 @@ def skymatch(
     -------
     The container (members updated in place).
     """
-    from romancore.algorithms.skymatch import SkyImage, match_sky
+    from romancore.algorithms.skymatch import SkyImage, match_sky, usable_mask
 
     n = len(container)
     if n == 0:
         raise RomancoreError("skymatch: the container holds no images")
     check_imaging(container)
+
+    def loader(index):
+        # each member's pixels are read only while its own statistics are computed, so the
+        # step holds one image at a time whatever the number of members
+        def load():
+            model = container[index]
+            data = np.array(model.data, dtype=np.float32)
+            mask = usable_mask(data, np.asarray(model.dq), dqbits)
+            release_member(model)
+            return data, mask
+        return load
+
     images = []
     for i in range(n):
         model = container[i]
@@ -85,10 +97,14 @@ def skymatch(
         except RomancoreError as exc:
             raise RomancoreError(f"skymatch: {exc}") from None
         fwd, inv = _callables(wcs)
-        # an on-disk container may close the member's file: keep our own copy of the data
-        data = np.array(model.data, dtype=np.float32) if container.on_disk else np.asarray(model.data)
-        images.append(SkyImage.from_wcs(data, fwd, inv, dq=np.asarray(model.dq), dqbits=dqbits,
-                                        stepsize=stepsize, id=name))
+        shape = np.shape(model.data)
+        if len(shape) != 2:
+            raise RomancoreError(f"skymatch: {name}: data has shape {shape}, expected a 2-D image")
+        if "dq" in model and np.shape(model.dq) != shape:
+            raise RomancoreError(f"skymatch: {name}: dq has shape {np.shape(model.dq)}, "
+                                 f"expected {shape} (the shape of data)")
+        images.append(SkyImage.deferred(shape, loader(i), fwd, inv, stepsize=stepsize, id=name))
+        release_member(model)
     result = match_sky(images, skymethod=skymethod, match_down=match_down, subtract=False,
                        skystat=skystat, lower=lower, upper=upper, nclip=nclip, lsigma=lsigma,
                        usigma=usigma, binwidth=binwidth)

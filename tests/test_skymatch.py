@@ -547,3 +547,55 @@ def test_statistic_with_mask_equals_statistic_of_masked_values(stat):
         assert n == wn and got == pytest.approx(want, rel=1e-13)
     with pytest.raises(ParameterError, match=r"mask has shape \(150, 120\)"):
         sm.sky_statistic(data, stat, mask=mask.T)
+
+
+# --------------------------------------------------------------------------- deferred pixels
+
+@pytest.mark.parametrize("method", ["local", "global", "match", "global+match"])
+def test_deferred_images_read_one_image_at_a_time(method):
+    """Images whose pixels come from a loader give the same levels as in-memory images,
+    and each image's pixels are dropped before the next image is read."""
+    import gc
+    import weakref
+
+    rng = np.random.default_rng(17)
+    offsets = [(c * STEP, r * STEP) for r in range(2) for c in range(3)]
+    eager = [_image(ox, oy, v, rng=rng, noise=2.0) for (ox, oy), v in zip(offsets, TABLE1["sky"],
+                                                                            strict=True)]
+    alive, calls = [], []
+
+    def loader(k):
+        def load():
+            gc.collect()
+            assert all(ref() is None for ref in alive), "an earlier image's pixels are still held"
+            calls.append(k)
+            data = np.array(eager[k].data)
+            mask = np.isfinite(data)
+            alive.append(weakref.ref(data))
+            return data, mask
+        return load
+
+    deferred = []
+    for k, (ox, oy) in enumerate(offsets):
+        w = _tan_wcs(ox, oy)
+        deferred.append(sm.SkyImage.deferred(
+            (SIZE, SIZE), loader(k), lambda x, y, w=w: w.all_pix2world(x, y, 0),
+            lambda ra, dec, w=w: w.all_world2pix(ra, dec, 0), id=k))
+    want = sm.match_sky(eager, skymethod=method)
+    got = sm.match_sky(deferred, skymethod=method)
+    np.testing.assert_array_equal(got.levels, want.levels)
+    assert got.pairs == want.pairs
+    assert sorted(calls) == list(range(len(offsets)))  # every image read exactly once
+    with pytest.raises(ParameterError, match="deferred"):
+        sm.match_sky(deferred, skymethod=method, subtract=True)
+
+
+def test_deferred_image_bad_loader_output():
+    w = _tan_wcs(0, 0)
+    im = sm.SkyImage.deferred((SIZE, SIZE), lambda: (np.zeros((3, 3), np.float32), None),
+                              lambda x, y: w.all_pix2world(x, y, 0),
+                              lambda ra, dec: w.all_world2pix(ra, dec, 0), id="bad")
+    with pytest.raises(ParameterError, match="loader returned data of shape"):
+        sm.match_sky([im], skymethod="local")
+    with pytest.raises(ParameterError, match="shape"):
+        sm.SkyImage.deferred((SIZE,), lambda: None, None, None)

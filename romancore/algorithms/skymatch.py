@@ -320,14 +320,38 @@ def polygon_pixel_mask(shape: tuple[int, int], x, y) -> np.ndarray:
     return mask
 
 
+def usable_mask(data, dq=None, dqbits=DEFAULT_DQBITS, mask=None) -> np.ndarray:
+    """Pixels usable for sky statistics: finite data, DQ flags all in ``dqbits``, and ``mask``."""
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise ParameterError(f"data must be a 2-D array, got shape {data.shape}")
+    usable = np.isfinite(data)
+    if dq is not None:
+        dq = np.asarray(dq)
+        if dq.shape != data.shape:
+            raise ParameterError(f"dq has shape {dq.shape}, expected {data.shape}")
+        try:
+            usable &= dqflags.good_mask(dq, dqbits)
+        except ValueError as exc:
+            raise ParameterError(f"dqbits={dqbits!r}: {exc}") from None
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != data.shape:
+            raise ParameterError(f"mask has shape {mask.shape}, expected {data.shape}")
+        usable &= mask
+    return usable
+
+
 @dataclass
 class SkyImage:
     """One image taking part in sky matching.
 
     Attributes
     ----------
-    data : 2-D array
+    data : 2-D array or None
         Surface brightness (any float dtype; statistics are computed in float32).
+        None for a deferred image (see :meth:`deferred`), whose pixels are read
+        through ``loader`` only while its own statistics are computed.
     footprint : SphericalPolygon
         The image outline on the sky (see :func:`footprint_polygon`).
     world_to_pixel : callable or None
@@ -337,13 +361,19 @@ class SkyImage:
         True where a pixel may be used (good DQ and finite data).
     id : any
         A label for messages.
+    loader : callable or None
+        ``() -> (data, mask)`` for a deferred image.
+    shape : tuple or None
+        ``(ny, nx)`` of a deferred image.
     """
 
-    data: np.ndarray
+    data: np.ndarray | None
     footprint: SphericalPolygon
     world_to_pixel: Callable | None = None
     mask: np.ndarray | None = None
     id: object = None
+    loader: Callable | None = None
+    shape: tuple | None = None
 
     @classmethod
     def from_wcs(cls, data, pixel_to_world: Callable, world_to_pixel: Callable, *, dq=None,
@@ -351,38 +381,66 @@ class SkyImage:
                  id=None) -> SkyImage:
         """Build from data, optional DQ (``dqbits`` = good bits) and the WCS callables."""
         data = np.asarray(data)
-        if data.ndim != 2:
-            raise ParameterError(f"data must be a 2-D array, got shape {data.shape}")
-        usable = np.isfinite(data)
-        if dq is not None:
-            dq = np.asarray(dq)
-            if dq.shape != data.shape:
-                raise ParameterError(f"dq has shape {dq.shape}, expected {data.shape}")
-            try:
-                usable &= dqflags.good_mask(dq, dqbits)
-            except ValueError as exc:
-                raise ParameterError(f"dqbits={dqbits!r}: {exc}") from None
-        if mask is not None:
-            mask = np.asarray(mask, dtype=bool)
-            if mask.shape != data.shape:
-                raise ParameterError(f"mask has shape {mask.shape}, expected {data.shape}")
-            usable &= mask
+        usable = usable_mask(data, dq, dqbits, mask)
         poly = footprint_polygon(data.shape, pixel_to_world, stepsize)
         return cls(data=data, footprint=poly, world_to_pixel=world_to_pixel, mask=usable, id=id)
+
+    @classmethod
+    def deferred(cls, shape, loader: Callable, pixel_to_world: Callable, world_to_pixel: Callable,
+                 *, stepsize: int | None = None, id=None) -> SkyImage:
+        """An image whose pixels are read only while its statistics are computed.
+
+        ``loader() -> (data, mask)`` returns the 2-D data of ``shape`` and its usable-pixel
+        mask (e.g. from :func:`usable_mask`).  :func:`match_sky` calls it once per image and
+        drops the arrays before reading the next image, so matching N images holds the
+        pixels of one image at a time.
+        """
+        shape = tuple(int(v) for v in shape)
+        if len(shape) != 2 or min(shape) < 1:
+            raise ParameterError(f"shape={shape!r}: must be two positive integers (ny, nx)")
+        if not callable(loader):
+            raise ParameterError(f"loader={loader!r}: must be a callable returning (data, mask)")
+        poly = footprint_polygon(shape, pixel_to_world, stepsize)
+        return cls(data=None, footprint=poly, world_to_pixel=world_to_pixel, id=id,
+                   loader=loader, shape=shape)
+
+    @property
+    def pixel_shape(self) -> tuple:
+        return tuple(self.shape) if self.data is None else tuple(np.shape(self.data))
+
+    def pixels(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(data, usable mask)``, read through the loader for a deferred image."""
+        if self.data is not None:
+            return self.data, self.usable()
+        data, mask = self.loader()
+        data = np.asarray(data)
+        if data.shape != self.pixel_shape:
+            raise ParameterError(f"image {self.id!r}: loader returned data of shape {data.shape}, "
+                                 f"expected {self.pixel_shape}")
+        mask = np.isfinite(data) if mask is None else (np.asarray(mask, dtype=bool) & np.isfinite(data))
+        if mask.shape != data.shape:
+            raise ParameterError(f"image {self.id!r}: loader returned a mask of shape {mask.shape}, "
+                                 f"expected {data.shape}")
+        return data, mask
 
     def usable(self) -> np.ndarray:
         m = np.isfinite(self.data)
         return m if self.mask is None else (m & self.mask)
 
-    def overlap_mask(self, polygon: SphericalPolygon) -> np.ndarray:
-        """Usable pixels of this image whose centres fall inside ``polygon``."""
+    def inside(self, polygon: SphericalPolygon) -> np.ndarray:
+        """Pixels of this image whose centres fall inside ``polygon`` (no usability test)."""
         if self.world_to_pixel is None:
             raise ParameterError(f"image {self.id!r} has no world_to_pixel; matching needs it")
-        inside = np.zeros(self.data.shape, dtype=bool)
+        shape = self.pixel_shape
+        inside = np.zeros(shape, dtype=bool)
         for ra, dec in polygon.to_radec():
             x, y = self.world_to_pixel(np.asarray(ra), np.asarray(dec))
-            inside |= polygon_pixel_mask(self.data.shape, x, y)
-        return inside & self.usable()
+            inside |= polygon_pixel_mask(shape, x, y)
+        return inside
+
+    def overlap_mask(self, polygon: SphericalPolygon) -> np.ndarray:
+        """Usable pixels of this image whose centres fall inside ``polygon``."""
+        return self.inside(polygon) & self.usable()
 
 
 # --------------------------------------------------------------------------- matching
@@ -411,33 +469,54 @@ class SkyMatchResult:
         return "COMPLETE" if self.valid[i] else "SKIPPED"
 
 
-def _local(images, p) -> np.ndarray:
-    out = np.full(len(images), np.nan)
-    for i, im in enumerate(images):
-        value, _ = _sky_statistic(im.data, p, im.mask)
-        if value is not None:
-            out[i] = value
+def _overlaps(images) -> dict:
+    """Sky overlap polygon of every pair ``(i, j)``, i < j, whose footprints overlap."""
+    out = {}
+    for i in range(len(images)):
+        for j in range(i + 1, len(images)):
+            overlap = images[i].footprint.intersection(images[j].footprint)
+            if overlap.area() > 0:
+                out[(i, j)] = overlap
     return out
 
 
-def _match(images, p, match_down: bool):
+def _statistics(images, p, *, local: bool, overlaps: dict):
+    """One pass over the images, each read once: the local statistic of every image (if
+    ``local``) and the statistic of image i in each of its pair overlaps.
+
+    Returns ``(local_values, pair_stats)`` with ``pair_stats[(i, j)][k] = (value, n)`` for
+    image ``(i, j)[k]``.
+    """
     n = len(images)
+    local_values = np.full(n, np.nan)
+    pair_stats: dict = {key: [None, None] for key in overlaps}
+    for i, im in enumerate(images):
+        mine = [key for key in overlaps if i in key]
+        if not local and not mine:
+            continue
+        data, usable = im.pixels()
+        if local:
+            value, _ = _sky_statistic(data, p, usable)
+            if value is not None:
+                local_values[i] = value
+        for key in mine:
+            pair_stats[key][key.index(i)] = _sky_statistic(data, p, im.inside(overlaps[key]) & usable)
+        del data, usable
+    return local_values, pair_stats
+
+
+def _match(n, overlaps, pair_stats, match_down: bool):
     rows, rhs, pairs = [], [], []
-    for i in range(n):
-        for j in range(i + 1, n):
-            overlap = images[i].footprint.intersection(images[j].footprint)
-            if not overlap.area() > 0:
-                continue
-            si, ni = _sky_statistic(images[i].data, p, images[i].overlap_mask(overlap))
-            sj, nj = _sky_statistic(images[j].data, p, images[j].overlap_mask(overlap))
-            if si is None or sj is None or ni == 0 or nj == 0:
-                continue
-            w = 0.5 * (ni + nj)
-            row = np.zeros(n)
-            row[i], row[j] = w, -w
-            rows.append(row)
-            rhs.append(w * (si - sj))
-            pairs.append((i, j, si, sj, ni, nj))
+    for (i, j) in overlaps:
+        (si, ni), (sj, nj) = pair_stats[(i, j)]
+        if si is None or sj is None or ni == 0 or nj == 0:
+            continue
+        w = 0.5 * (ni + nj)
+        row = np.zeros(n)
+        row[i], row[j] = w, -w
+        rows.append(row)
+        rhs.append(w * (si - sj))
+        pairs.append((i, j, si, sj, ni, nj))
     delta = np.full(n, np.nan)
     if not rows:
         log.warning("sky matching: no pair of images overlaps with usable pixels")
@@ -495,6 +574,13 @@ def match_sky(
     for i, im in enumerate(images):
         if not isinstance(im, SkyImage):
             raise ParameterError(f"images[{i}] is a {type(im).__name__}, expected a SkyImage")
+        if im.data is None:
+            if im.loader is None:
+                raise ParameterError(f"images[{i}] has neither data nor a loader")
+            if subtract:
+                raise ParameterError(f"images[{i}] is deferred (its pixels are read on demand): "
+                                     "subtract=True needs in-memory data")
+            continue
         if np.ndim(im.data) != 2:
             raise ParameterError(f"images[{i}].data must be 2-D, got shape {np.shape(im.data)}")
         if im.mask is not None and np.shape(im.mask) != np.shape(im.data):
@@ -502,25 +588,26 @@ def match_sky(
                                  f"expected {np.shape(im.data)}")
 
     pairs: list = []
+    n = len(images)
+    overlaps = _overlaps(images) if skymethod in ("match", "global+match") else {}
+    local, pair_stats = _statistics(images, p, local=skymethod != "match", overlaps=overlaps)
     if skymethod == "local":
-        sky = _local(images, p)
+        sky = local
     elif skymethod == "global":
-        local = _local(images, p)
         ok = np.isfinite(local)
-        sky = np.full(len(images), np.min(local[ok]) if ok.any() else np.nan)
+        sky = np.full(n, np.min(local[ok]) if ok.any() else np.nan)
     elif skymethod == "match":
-        sky, pairs = _match(images, p, bool(match_down))
+        sky, pairs = _match(n, overlaps, pair_stats, bool(match_down))
     else:  # global+match
-        delta, pairs = _match(images, p, bool(match_down))
+        delta, pairs = _match(n, overlaps, pair_stats, bool(match_down))
         matched = np.isfinite(delta)
         delta = np.where(matched, delta, 0.0)
-        local = _local(images, p)
         ok = np.isfinite(local)
         if ok.any():
             sky = delta + np.min(local[ok] - delta[ok])
             sky[~ok & ~matched] = np.nan
         else:
-            sky = np.full(len(images), np.nan)
+            sky = np.full(n, np.nan)
 
     valid = np.isfinite(sky)
     for i in np.flatnonzero(~valid):
