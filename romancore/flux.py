@@ -26,17 +26,19 @@ def _to_surface_brightness_scratch(image) -> None:
     """``image.to_surface_brightness()`` for a file-backed image, results in scratch arrays."""
     import numpy as np
 
-    from .algorithms.flux import scale_to_surface_brightness
+    from .algorithms.flux import surface_brightness_factor
 
+    c = surface_brightness_factor(image.meta.photometry.conversion_megajanskys)
     arrays = {}
     for name in _SCALED:
         if name in image:
             src = getattr(image, name)
             out = scratch_array(np.shape(src), np.float32)
-            out[...] = src
+            # one pass: read the file's values, write the scaled ones (data and err × C,
+            # variances × C²), as scale_to_surface_brightness does in place
+            factor = c if name in ("data", "err") else c * c
+            np.multiply(src, np.float32(factor), out=out, casting="unsafe")
             arrays[name] = out
-    scale_to_surface_brightness(image.meta.photometry.conversion_megajanskys, arrays["data"], arrays["err"],
-                                [arrays[n] for n in _SCALED[2:] if n in arrays])
     for name, out in arrays.items():
         store_array(image, name, out)
     image.meta.cal_step.flux = "COMPLETE"

@@ -8,11 +8,11 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["scale_to_surface_brightness"]
+__all__ = ["scale_to_surface_brightness", "surface_brightness_factor"]
 
 
-def scale_to_surface_brightness(conversion: float, data, err, variances=()) -> None:
-    """In place: ``data *= C``, ``err *= C``, every variance ``*= C²`` (dtypes kept)."""
+def surface_brightness_factor(conversion) -> float:
+    """The validated DN/s → MJy/sr factor C (``meta.photometry.conversion_megajanskys``)."""
     try:
         c = float(conversion)
     except (TypeError, ValueError):
@@ -22,6 +22,12 @@ def scale_to_surface_brightness(conversion: float, data, err, variances=()) -> N
             f"photometric conversion {conversion!r} must be a finite positive number "
             "(run photom first: meta.photometry.conversion_megajanskys)"
         )
+    return c
+
+
+def scale_to_surface_brightness(conversion: float, data, err, variances=()) -> None:
+    """In place: ``data *= C``, ``err *= C``, every variance ``*= C²`` (dtypes kept)."""
+    c = surface_brightness_factor(conversion)
     data *= np.asarray(c, dtype=data.dtype)
     err *= np.asarray(c, dtype=err.dtype)
     for var in variances:
