@@ -184,7 +184,8 @@ def scratch_array(shape, dtype) -> np.ndarray:
 
 def store_array(model, name: str, values, dtype=np.float32) -> np.ndarray:
     """Set ``model.<name>`` to ``values`` (kept in a scratch array when ``model`` is file-backed)."""
-    values = np.asarray(values)
+    if not _is_scratch(values):  # np.asarray would turn a scratch memmap into a plain view
+        values = np.asarray(values)
     if file_backed(model):
         out = values if _is_scratch(values) and values.dtype == dtype else scratch_array(values.shape, dtype)
         if out is not values:

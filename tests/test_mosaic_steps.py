@@ -383,3 +383,23 @@ def test_pipeline_peak_memory_does_not_grow_with_inputs(tmp_path):
     plane = 320 * 320 * 4
     assert (p6 - p2) / 4 < 0.75 * plane, (p2, p6)
     assert p6 <= 1.15 * p2, (p2, p6)
+
+
+def test_store_array_keeps_a_scratch_array_without_copying(tmp_path):
+    """A file-backed member takes a scratch array as it is (no second scratch file, no copy)."""
+    from romancore.container import ModelContainer
+    from romancore.resample import release_member, scratch_array, store_array
+
+    models, asn = _file_images(tmp_path, 1)
+    m = ModelContainer(str(asn))[0]
+    scratch = scratch_array(np.shape(m.data), np.float32)
+    scratch[...] = 7.0
+    out = store_array(m, "data", scratch)
+    assert out is scratch and np.shares_memory(np.asarray(m.data), scratch)
+    release_member(m)
+    np.testing.assert_array_equal(m.data, 7.0)
+    # a plain array is copied into a new scratch array
+    plain = np.full(np.shape(m.data), 3.0, np.float32)
+    out = store_array(m, "err", plain)
+    assert out is not plain and not np.shares_memory(out, plain)
+    np.testing.assert_array_equal(m.err, 3.0)
