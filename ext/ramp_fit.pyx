@@ -5,6 +5,23 @@ Optimal-weighted least-squares slopes of unevenly sampled ramps (Casertano et al
 weights after Fixsen et al. 2000) with the single/double-difference jump statistic of
 Sharma et al. (2023).  One pixel at a time, rows in parallel with OpenMP.
 
+Jump detection has two stages.  Stage 1 is the Cas22 statistic (ALGORITHMS.md §1.4): each
+single or double resultant difference is compared with the slope m of the whole segment.
+At low signal that slope still contains the jump and absorbs a large part of it, so a
+segment whose Cas22 maximum stays at or below the threshold T(m) but above a screening level
+goes to stage 2, the common-slope refit (``_refit_stat``): for every candidate i (single: a
+step between resultants i and i+1; double: a step inside resultant i+1) the resultants on
+either side of the candidate are fitted as two sub-segments (§1.2) and their slopes combined
+with inverse read-variance weights (§1.3) into one slope m_c that the step cannot bias.
+The step is estimated as a linear combination J = sum_k a_k R_k (the minimum-variance blend
+of R_after - R_before - m_c (tbar_after - tbar_before) and the difference of the two
+sub-segment intercepts at a common time), its variance follows exactly from the
+coefficients, sigma^2 sum_k a_k^2 / N_k + max(m_c, 0) sum_k [a_k^2 tau_k + 2 a_k
+sum_{j<k} a_j tbar_j], and Z = J / sqrt(var).  If max Z > T(m) the two resultants of the
+best candidate are flagged and the segment is split exactly as in stage 1.
+Segments that stage 1 flags are handled
+exactly as in the reference.
+
 Everything a pixel needs lives in per-thread scratch buffers allocated once per thread;
 the per-pixel code is plain C (no numpy, no Python objects).  All arithmetic is double
 precision; results are stored as float32.
@@ -147,24 +164,185 @@ cdef inline SegFit _fit_segment(const Pattern* p, const double* R, Py_ssize_t s,
     return f
 
 
+cdef inline SegFit _fit_coeffs(const Pattern* p, const double* R, Py_ssize_t s, Py_ssize_t e,
+                               double sig2, double* W, double* K) noexcept nogil:
+    """As _fit_segment, also storing the weights W[s..e] and the slope coefficients K[s..e]
+    (slope = sum K_i R_i).  Only slope and rvar_unit are filled in (pvar_unit is left 0)."""
+    cdef SegFit f
+    cdef Py_ssize_t i
+    cdef double smax, snr, P, tmid, tscale, F0, F1, F2, D
+    f.slope = 0.0
+    f.rvar_unit = 0.0
+    f.pvar_unit = 0.0
+    smax = R[e] - R[s]
+    if smax < 0.0:
+        smax = 0.0
+    snr = smax / sqrt(sig2 + smax)
+    P = _power(snr)
+    tmid = 0.5 * (p.tbar[s] + p.tbar[e])
+    tscale = 0.5 * (p.tbar[e] - p.tbar[s])
+    if tscale == 0.0:
+        tscale = 1.0
+    F0 = 0.0
+    F1 = 0.0
+    F2 = 0.0
+    for i in range(s, e + 1):
+        W[i] = ((1.0 + P) * p.nread[i] / (1.0 + P * p.nread[i])) * _abs_pow(fabs((p.tbar[i] - tmid) / tscale), P)
+        F0 = F0 + W[i]
+        F1 = F1 + W[i] * p.tbar[i]
+        F2 = F2 + W[i] * p.tbar[i] * p.tbar[i]
+    D = F2 * F0 - F1 * F1
+    for i in range(s, e + 1):
+        K[i] = 0.0 if D == 0.0 else (F0 * p.tbar[i] - F1) * W[i] / D
+        f.slope = f.slope + K[i] * R[i]
+        f.rvar_unit = f.rvar_unit + K[i] * K[i] / p.nread[i]
+    return f
+
+
+cdef inline double _refit_stat(const Pattern* p, const double* R, Py_ssize_t s, Py_ssize_t e,
+                               double sig2, double* W, double* Kb, double* Ka, double* A,
+                               double* B, Py_ssize_t* arg) noexcept nogil:
+    """Stage 2 of the jump test: maximum common-slope refit statistic of segment s..e.
+
+    Candidate i (s <= i < e) is a single step between resultants i and i+1 (sub-segments
+    before = [s, i], after = [a0, e] with a0 = i+1) or, for i < e-1, a double step inside
+    resultant i+1 (a0 = i+2; resultant i+1 is left out).  A candidate needs one sub-segment
+    of at least two resultants.  Both sub-segments are fitted (§1.2, each with its own
+    weights W) and their slopes combined with inverse read-variance weights (§1.3) into the
+    common slope m_c, which the step cannot bias.  Two unbiased estimates of the step are
+    linear combinations of the resultants:
+      adjacent:  J_a = R[a0] - R[i] - m_c (tbar[a0] - tbar[i]);
+      intercept: J_b = (Rw_A - m_c tw_A) - (Rw_B - m_c tw_B), with Rw, tw the W-weighted
+                 means of the resultants and times of the after (A) / before (B) sub-segment.
+    J_a is the better one when Poisson noise dominates (independent increments), J_b when
+    read noise does (it averages every resultant).  Their minimum-variance blend
+    J = l J_a + (1 - l) J_b, l = (V_b - C_ab) / (V_a + V_b - 2 C_ab), is tested with its
+    exact variance: for coefficient vectors a, b,
+      Cov = sigma^2 sum a_k b_k / N_k + f sum_k [a_k b_k tau_k + a_k sum_{j<k} b_j tbar_j
+                                                 + b_k sum_{j<k} a_j tbar_j],  f = max(m_c, 0).
+    Returns the largest Z = J / sqrt(var J) (NaN if no candidate is testable) and its i - s
+    in arg.
+    """
+    cdef Py_ssize_t i, k, a0, kind
+    cdef SegFit fb, fa
+    cdef double wb, wa, wsum, mc, dt, J, run_a, run_b, z, best = NAN, flux, vk
+    cdef double swb, swtb, swa, swta, tB, tA, dtw, va, vb, cab, lam, den, var
+    arg[0] = 0
+    fb.slope = 0.0
+    fa.slope = 0.0
+    for i in range(s, e):
+        wb = 0.0
+        swb = 0.0
+        tB = p.tbar[i]
+        if i - s + 1 >= 2:
+            fb = _fit_coeffs(p, R, s, i, sig2, W, Kb)
+            if fb.rvar_unit > 0.0:
+                wb = 1.0 / fb.rvar_unit
+            swtb = 0.0
+            for k in range(s, i + 1):
+                swb = swb + W[k]
+                swtb = swtb + W[k] * p.tbar[k]
+            if swb > 0.0:
+                tB = swtb / swb
+        for kind in range(2):
+            a0 = i + 1 + kind
+            if a0 > e:
+                break
+            wa = 0.0
+            swa = 0.0
+            tA = p.tbar[a0]
+            if e - a0 + 1 >= 2:
+                fa = _fit_coeffs(p, R, a0, e, sig2, W, Ka)
+                if fa.rvar_unit > 0.0:
+                    wa = 1.0 / fa.rvar_unit
+                swta = 0.0
+                for k in range(a0, e + 1):
+                    swa = swa + W[k]
+                    swta = swta + W[k] * p.tbar[k]
+                if swa > 0.0:
+                    tA = swta / swa
+            wsum = wb + wa
+            if wsum == 0.0:
+                continue
+            mc = ((wb * fb.slope if wb > 0.0 else 0.0) + (wa * fa.slope if wa > 0.0 else 0.0)) / wsum
+            dt = p.tbar[a0] - p.tbar[i]
+            dtw = tA - tB
+            # coefficients over s..e (zero on a left-out resultant): A of J_a, B of J_b
+            for k in range(s, e + 1):
+                A[k] = 0.0
+                B[k] = 0.0
+            if wb > 0.0:
+                for k in range(s, i + 1):
+                    A[k] = -dt * (wb / wsum) * Kb[k]
+                    B[k] = -dtw * (wb / wsum) * Kb[k]
+            if wa > 0.0:
+                for k in range(a0, e + 1):
+                    A[k] = -dt * (wa / wsum) * Ka[k]
+                    B[k] = -dtw * (wa / wsum) * Ka[k]
+            A[i] = A[i] - 1.0
+            A[a0] = A[a0] + 1.0
+            if swb > 0.0:
+                for k in range(s, i + 1):
+                    B[k] = B[k] - W[k] / swb
+            else:
+                B[i] = B[i] - 1.0
+            if swa > 0.0:
+                for k in range(a0, e + 1):
+                    B[k] = B[k] + W[k] / swa
+            else:
+                B[a0] = B[a0] + 1.0
+            flux = mc if mc > 0.0 else 0.0
+            va = 0.0
+            vb = 0.0
+            cab = 0.0
+            run_a = 0.0
+            run_b = 0.0
+            for k in range(s, e + 1):
+                vk = sig2 / p.nread[k] + flux * p.tau[k]
+                va = va + A[k] * A[k] * vk + 2.0 * flux * A[k] * run_a
+                vb = vb + B[k] * B[k] * vk + 2.0 * flux * B[k] * run_b
+                cab = cab + A[k] * B[k] * vk + flux * (A[k] * run_b + B[k] * run_a)
+                run_a = run_a + A[k] * p.tbar[k]
+                run_b = run_b + B[k] * p.tbar[k]
+            den = va + vb - 2.0 * cab
+            lam = (vb - cab) / den if den > 1e-12 * (va + vb) else 1.0
+            var = lam * lam * va + (1.0 - lam) * (1.0 - lam) * vb + 2.0 * lam * (1.0 - lam) * cab
+            if not (var > 0.0):
+                continue
+            J = 0.0
+            for k in range(s, e + 1):
+                J = J + (lam * A[k] + (1.0 - lam) * B[k]) * R[k]
+            z = J / sqrt(var)
+            if z > best or best != best:
+                best = z
+                arg[0] = i - s
+    return best
+
+
 cdef inline double _zstat(double delta, double m, double vr, double vs, double dt, double c) noexcept nogil:
     return (delta - m) / sqrt((vr + m * vs) / (dt * dt) + c)
 
 
 cdef inline void _fit_pixel(const Pattern* p, double* R, u8* dq, double* work, Py_ssize_t* stack,
                             double sig2, bint use_jump, double t_icpt, double t_const,
-                            double* out) noexcept nogil:
+                            bint refit, double screen, double* out) noexcept nogil:
     """Fit one pixel in electrons.  R, dq (length nres) hold its resultants and group flags.
 
     dq is updated with JUMP_DET.  out receives slope (e/s), read variance, Poisson variance.
-    work needs 5*nres doubles, stack 2*(nres+2) entries.
+    refit enables the stage-2 common-slope test for segments whose Cas22 statistic lies in
+    (screen, threshold].  work needs 9*nres doubles, stack 2*(nres+2) entries.
     """
-    cdef Py_ssize_t nres = p.nres, i, s, e, top = 0, arg, j0, j1
+    cdef Py_ssize_t nres = p.nres, i, s, e, top = 0, arg, j0, j1, arg2
     cdef double* W = work
     cdef double* d1 = work + nres
     cdef double* d2 = work + 2 * nres
     cdef double* v1 = work + 3 * nres
     cdef double* v2 = work + 4 * nres
+    cdef double* Kb = work + 5 * nres
+    cdef double* Ka = work + 6 * nres
+    cdef double* A = work + 7 * nres
+    cdef double* B = work + 8 * nres
+    cdef bint jumped
     cdef SegFit f
     cdef double m, c, best, z, w, sw = 0.0, sws = 0.0, swwr = 0.0, swwp = 0.0, thr, clipped, den
 
@@ -217,7 +395,14 @@ cdef inline void _fit_pixel(const Pattern* p, double* R, u8* dq, double* work, P
             elif clipped > 1.0e4:
                 clipped = 1.0e4
             thr = t_icpt - t_const * log10(clipped)
-            if best > thr:
+            jumped = best > thr
+            if not jumped and refit and best > screen and e - s + 1 >= 3:
+                # stage 2: common-slope refit of every candidate (module docstring)
+                z = _refit_stat(p, R, s, e, sig2, W, Kb, Ka, A, B, &arg2)
+                if z > thr:
+                    jumped = True
+                    arg = arg2
+            if jumped:
                 j0 = s + arg
                 j1 = j0 + 1
                 dq[j0] = dq[j0] | G_JUMP_DET
@@ -255,6 +440,8 @@ def fit_cas22(const float[:, :, :] resultants,
               bint use_jump=True,
               double threshold_intercept=5.5,
               double threshold_constant=1.0 / 3.0,
+              bint jump_refit=True,
+              double refit_screen=3.0,
               int nthreads=0):
     """Fit every pixel of a ramp cube.
 
@@ -266,6 +453,8 @@ def fit_cas22(const float[:, :, :] resultants,
     read_noise, gain : float32[ny, nx], DN per read and e/DN, any strides
     tbar, tau, nread : float64[nres], read-pattern quantities (s, s, reads)
     use_jump, threshold_intercept, threshold_constant : jump detection switches
+    jump_refit : run the stage-2 common-slope refit on segments whose Cas22 statistic lies
+        in (refit_screen, threshold]
     nthreads : OpenMP threads, 0 for the OpenMP default
 
     Returns
@@ -325,8 +514,8 @@ def fit_cas22(const float[:, :, :] resultants,
     cdef u8[:, :, ::1] o_gdq = gdq_a
     cdef i64[::1] o_nj = nj_a
 
-    # per-thread scratch: resultants (nres), work (5 nres), results (3); flags; segment stack
-    scratch_a = np.empty((nthreads, 6 * nres + 3), dtype=np.float64)
+    # per-thread scratch: resultants (nres), work (9 nres), results (3); flags; segment stack
+    scratch_a = np.empty((nthreads, 10 * nres + 3), dtype=np.float64)
     flags_a = np.empty((nthreads, nres), dtype=np.uint8)
     stack_a = np.empty((nthreads, 2 * nres + 4), dtype=np.intp)
     cdef double[:, ::1] scratch = scratch_a
@@ -349,7 +538,7 @@ def fit_cas22(const float[:, :, :] resultants,
         tid = threadid()
         R = &scratch[tid, 0]
         work = R + nres
-        res3 = R + 6 * nres
+        res3 = R + 10 * nres
         dq = &flags[tid, 0]
         stack = &stacks[tid, 0]
         nj = 0
@@ -374,7 +563,7 @@ def fit_cas22(const float[:, :, :] resultants,
                     R[i] = R[i] * g
                 sig2 = (rn * g) * (rn * g)
                 _fit_pixel(&pat, R, dq, work, stack, sig2, use_jump,
-                           threshold_intercept, threshold_constant, res3)
+                           threshold_intercept, threshold_constant, jump_refit, refit_screen, res3)
                 slope = res3[0] / g
                 vr = res3[1] / (g * g)
                 vp = res3[2] / (g * g)

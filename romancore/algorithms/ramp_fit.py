@@ -6,6 +6,19 @@ and its uncertainty for unevenly sampled ramps"; weights after Fixsen et al. 200
 1350), with the jump test of Sharma et al. (2023) run inside the fit.  Equations and constants:
 ALGORITHMS.md §1.1-§1.6.
 
+Jump detection has a second stage (``jump_refit``, on by default).  The Cas22 statistic
+compares each resultant difference with the slope of the whole segment, which still holds
+the jump; at low signal that slope absorbs a large part of it.  A segment whose Cas22
+maximum stays at or below the threshold but above ``jump_refit_screen`` is tested again:
+for every candidate (a step between two resultants, or inside one) the resultants on either
+side are fitted with one common slope m_c (inverse read-variance combination of the two
+sub-segment slopes, §1.3), the step ``J = R_after - R_before - m_c (tbar_after -
+tbar_before)`` is written as a linear combination of the resultants, and ``Z = J / sqrt(var
+J)`` uses the exact read + Poisson variance of that combination.  A maximum Z above the
+threshold flags the pair of resultants and splits the segment as in stage 1.  Segments
+stage 1 flags are handled exactly as in the reference; ``jump_refit=False`` gives the pure
+Cas22 result.
+
 The fit works in electrons (resultants and read noise times the gain) and returns DN/s.
 Differences from the reference implementation, all deliberate:
 
@@ -43,7 +56,12 @@ __all__ = [
     "read_pattern_quantities",
     "jump_threshold",
     "fit_ramps_cas22",
+    "JUMP_REFIT_SCREEN",
 ]
+
+JUMP_REFIT_SCREEN = 3.0
+"""Default screening level of the stage-2 jump refit: segments whose Cas22 maximum statistic
+exceeds it (but not the threshold) are refitted."""
 
 
 class ReadPatternQuantities(NamedTuple):
@@ -181,6 +199,8 @@ def fit_ramps_cas22(
     use_jump_detection: bool = True,
     threshold_intercept: float = 5.5,
     threshold_constant: float = 1 / 3,
+    jump_refit: bool = True,
+    jump_refit_screen: float = JUMP_REFIT_SCREEN,
     nthreads: int | None = None,
     record_jumps: bool = False,
 ) -> RampFitResult:
@@ -211,6 +231,12 @@ def fit_ramps_cas22(
     threshold_intercept, threshold_constant : float
         Jump threshold ``intercept - constant * log10(clip(slope_e, 1, 1e4))`` on the
         segment slope in e/s; a segment jumps when its statistic exceeds it.
+    jump_refit : bool
+        Run the stage-2 common-slope refit (module docstring) on segments the Cas22
+        statistic does not flag; False gives the pure Cas22 result.
+    jump_refit_screen : float
+        Segments whose Cas22 maximum statistic is at or below this level (in sigma) skip
+        the refit.  ``-inf`` refits every unflagged segment of three or more resultants.
     nthreads : int or None
         OpenMP threads over rows; None or 0 uses the OpenMP default (``OMP_NUM_THREADS``).
     record_jumps : bool
@@ -251,6 +277,10 @@ def fit_ramps_cas22(
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
                 or not math.isfinite(value):
             raise ParameterError(f"{name} must be a finite number, got {value!r}")
+    if isinstance(jump_refit_screen, bool) \
+            or not isinstance(jump_refit_screen, (int, float, np.integer, np.floating)) \
+            or math.isnan(jump_refit_screen):
+        raise ParameterError(f"jump_refit_screen must be a number (not NaN), got {jump_refit_screen!r}")
     if nthreads is None:
         nthreads = 0
     if isinstance(nthreads, bool) or not isinstance(nthreads, (int, np.integer)) or nthreads < 0:
@@ -299,6 +329,8 @@ def fit_ramps_cas22(
         use_jump=bool(use_jump_detection),
         threshold_intercept=float(threshold_intercept),
         threshold_constant=float(threshold_constant),
+        jump_refit=bool(jump_refit),
+        refit_screen=float(jump_refit_screen),
         nthreads=int(nthreads),
     )
     jumps = None

@@ -205,8 +205,8 @@ class RampCalibration:
 
     def fit_ramps(self, gain_ref, readnoise_ref, *, algorithm: str = "ols_cas22",
                   use_ramp_jump_detection: bool = True, threshold_intercept: float = 5.5,
-                  threshold_constant: float = 1.0 / 3.0, record_jumps: bool = False,
-                  nthreads: int | None = None):
+                  threshold_constant: float = 1.0 / 3.0, jump_refit: bool = True,
+                  record_jumps: bool = False, nthreads: int | None = None):
         """Fit count rates (Casertano et al. 2022) with integrated jump detection -> ImageModel.
 
         The science area (border trimmed) is fitted in electrons and stored in DN/s;
@@ -227,7 +227,7 @@ class RampCalibration:
             science(self.data), science(self.groupdq), science(self.pixeldq), rnoise, gain,
             read_pattern, frame_time, use_jump_detection=use_ramp_jump_detection,
             threshold_intercept=threshold_intercept, threshold_constant=threshold_constant,
-            nthreads=nthreads, record_jumps=record_jumps,
+            jump_refit=jump_refit, nthreads=nthreads, record_jumps=record_jumps,
         )
         science(self.groupdq)[...] = result.groupdq
         dumo = _uniform_minus_optimal(science(self.data), read_pattern, frame_time, result.slope,

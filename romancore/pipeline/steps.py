@@ -105,6 +105,10 @@ class RampFitStep(Step):
         F("threshold_intercept", "float", 5.5, "Jump threshold at 1 e/s (ols_cas22), in sigma.", min=0.0),
         F("threshold_constant", "float", 1.0 / 3.0,
           "Decrease of the jump threshold per decade of count rate (ols_cas22).", min=0.0),
+        F("jump_refit", "bool", True,
+          "Second jump test for segments the Cas22 statistic does not flag: refit both sides of "
+          "each candidate with one common slope and test the step with its exact variance "
+          "(finds more low-signal jumps; False gives the pure Cas22 result)."),
     )
 
 
