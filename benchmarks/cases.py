@@ -16,9 +16,9 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -288,11 +288,10 @@ def synthetic_l2_set(n: int, count: int, *, seed: int = 3) -> list[Path]:
 
 def _drizzle_case(kernel):
     def setup(n, threads):
+        import romancore as rc
         from romancore.algorithms.drizzle import Drizzler
         from romancore.algorithms.pixmap import calc_pixmap
         from romancore.wcs import make_output_wcs
-
-        import romancore as rc
 
         paths = synthetic_l2_set(n, 2)
         image = rc.open(paths[0])
@@ -318,10 +317,9 @@ for _kernel in ("square", "point", "turbo"):
 
 def _pixmap_case(stepsize):
     def setup(n, threads):
+        import romancore as rc
         from romancore.algorithms.pixmap import calc_pixmap
         from romancore.wcs import make_output_wcs
-
-        import romancore as rc
 
         paths = synthetic_l2_set(n, 2)
         image = rc.open(paths[0])
@@ -410,20 +408,41 @@ def _elp_cat():
     return CASES["elp"].setup, run
 
 
+def _common_grid(paths) -> Path:
+    """The output grid fitted to all the cached inputs, as an ``output_wcs`` ASDF file, so the
+    mosaic cases for N = 2, 4, 8 resample onto the same grid and their memory compares."""
+    import asdf
+
+    from romancore.container import ModelContainer
+    from romancore.resample import output_grid
+
+    target = paths[0].parent / f"bench_grid_{len(paths)}.asdf"
+    if not target.exists():
+        grid = output_grid(ModelContainer([str(p) for p in paths], on_disk=True), resample_on_skycell=False)
+        wcs = grid.wcs
+        ny, nx = grid.shape
+        wcs.bounding_box = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))
+        asdf.AsdfFile({"wcs": wcs}).write_to(target)
+    return target
+
+
 def _mlp_case(count):
     def setup(n, threads):
         paths = synthetic_l2_set(n, count)
+        grid = _common_grid(synthetic_l2_set(n, 8))
         from romancore.pipeline import MosaicPipeline
 
-        return {"P": MosaicPipeline, "asn": str(paths[0].parent / f"bench_{count}_asn.json")}
+        return {"P": MosaicPipeline, "asn": str(paths[0].parent / f"bench_{count}_asn.json"),
+                "grid": str(grid)}
 
     def run(s):
-        s["P"].call(s["asn"], steps={"source_catalog": {"skip": True}})
+        s["P"].call(s["asn"], steps={"source_catalog": {"skip": True},
+                                     "resample": {"output_wcs": s["grid"]}})
     return setup, run
 
 
 for _count in (2, 4, 8):
-    CASES[f"mlp_{_count}"] = Case(f"Mosaic pipeline on {_count} dithered 4088² L2 images (flux … resample)",
+    CASES[f"mlp_{_count}"] = Case(f"Mosaic pipeline on {_count} dithered 4088² L2 images (flux … resample; resample onto the grid of all 8)",
                                   *_mlp_case(_count))
 
 
