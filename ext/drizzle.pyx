@@ -143,37 +143,32 @@ cdef inline double _boxer(double ii, double jj, double* qx, double* qy) noexcept
 cdef inline double _clip_integral(double width, double ha, double hb) noexcept nogil:
     """Integral over a piece of x-width ``width`` of clip(h, 0, 1), h linear from ha to hb.
 
-    The piece is cut where h crosses 0 and 1; h is then inside or outside
-    [0, 1] on every sub-piece, so each contributes its length times the
-    clipped value at its midpoint.
+    With q <= p the end values sorted, the integral is ``width`` times the mean
+    of clip over [q, p], i.e. ``width * (C(p) - C(q)) / (p - q)`` with
+    ``C(s) = integral_0^s clip(u, 0, 1) du``.  Each crossing case is written so
+    that no difference of nearly equal numbers is formed: crossing 0 only,
+    ``p**2 / 2``; crossing 1 only, ``(p - q) - (1 - q)**2 / 2``; both,
+    ``p - 1/2``.  One division.
     """
-    cdef double dh, t0, t1, tmp, prev, area, tm
+    cdef double p, q
     if ha >= 0.0 and ha <= 1.0 and hb >= 0.0 and hb <= 1.0:
         return 0.5 * width * (ha + hb)
-    if ha <= 0.0 and hb <= 0.0:
+    if ha <= hb:
+        q = ha
+        p = hb
+    else:
+        q = hb
+        p = ha
+    if p <= 0.0:
         return 0.0
-    if ha >= 1.0 and hb >= 1.0:
+    if q >= 1.0:
         return width
-    dh = hb - ha
-    t0 = -ha / dh
-    t1 = (1.0 - ha) / dh
-    if t1 < t0:
-        tmp = t0
-        t0 = t1
-        t1 = tmp
-    area = 0.0
-    prev = 0.0
-    if t0 > 0.0 and t0 < 1.0:
-        tm = 0.5 * t0
-        area += t0 * _clip01(ha + dh * tm)
-        prev = t0
-    if t1 > prev and t1 < 1.0:
-        tm = 0.5 * (prev + t1)
-        area += (t1 - prev) * _clip01(ha + dh * tm)
-        prev = t1
-    tm = 0.5 * (prev + 1.0)
-    area += (1.0 - prev) * _clip01(ha + dh * tm)
-    return width * area
+    # here q < p, p > 0 and q < 1, and [q, p] is not inside [0, 1]
+    if q < 0.0:
+        if p <= 1.0:
+            return width * (0.5 * p * p) / (p - q)
+        return width * (p - 0.5) / (p - q)
+    return width * (1.0 - (0.5 * (1.0 - q) * (1.0 - q)) / (p - q))
 
 
 # largest output-pixel block of one square drop handled by the edge sweep
@@ -183,6 +178,56 @@ DEF MAXAUX = 8
 MAX_VARIANCE_PLANES = MAXAUX
 
 
+cdef inline void _sweep_rows(double* A, Py_ssize_t ni, Py_ssize_t r, Py_ssize_t j0, Py_ssize_t j1,
+                             double width, double ya, double yb, double sgn) noexcept nogil:
+    """Add the signed area between one edge piece and each row's bottom to column r of A.
+
+    The piece spans ``width`` in x with the edge going from ``ya`` to ``yb``.
+    Rows wholly below the piece get ``width``; the sweep stops at the first row
+    wholly above it; rows it crosses get the integral of clip(y - bottom, 0, 1),
+    computed with one division per piece, ``width / (ymax - ymin)``, shared by
+    all the rows that cut it (:func:`_clip_integral` written with that ratio).
+    """
+    cdef double ymn, ymx, lo, ha, hb, p, q, rw = -1.0, v
+    cdef Py_ssize_t jj
+    if ya < yb:
+        ymn = ya
+        ymx = yb
+    else:
+        ymn = yb
+        ymx = ya
+    for jj in range(j0, j1 + 1):
+        lo = jj - 0.5
+        if ymx <= lo:
+            break
+        if ymn >= lo + 1.0:
+            A[(jj - j0) * ni + r] += sgn * width
+            continue
+        ha = ya - lo
+        hb = yb - lo
+        if ha >= 0.0 and ha <= 1.0 and hb >= 0.0 and hb <= 1.0:
+            A[(jj - j0) * ni + r] += sgn * (0.5 * width * (ha + hb))
+            continue
+        # the piece cuts y = lo or y = lo + 1 inside the row's x-range: ymx > ymn
+        if rw < 0.0:
+            rw = width / (ymx - ymn)
+            if not (rw < 1e300):
+                rw = -1.0
+        if rw < 0.0:
+            v = _clip_integral(width, ha, hb)
+        else:
+            p = ymx - lo
+            q = ymn - lo
+            if q < 0.0:
+                if p <= 1.0:
+                    v = (0.5 * p * p) * rw
+                else:
+                    v = (p - 0.5) * rw
+            else:
+                v = width - (0.5 * (1.0 - q) * (1.0 - q)) * rw
+        A[(jj - j0) * ni + r] += sgn * v
+
+
 cdef inline bint _square_overlaps(double* qx, double* qy, Py_ssize_t i0, Py_ssize_t i1,
                                   Py_ssize_t j0, Py_ssize_t j1, double* A) noexcept nogil:
     """Signed overlap areas of the quadrilateral with output pixels i0..i1 x j0..j1.
@@ -190,17 +235,23 @@ cdef inline bint _square_overlaps(double* qx, double* qy, Py_ssize_t i0, Py_ssiz
     Same quantity as :func:`_boxer` for every pixel of the block (the sum over
     the edges of the signed area between the edge and the pixel's bottom,
     inside the pixel), but each edge is clipped once per output column it
-    crosses and the rows are swept upwards from there: rows wholly below the
-    edge get the full column width, the sweep stops at the first row wholly
-    above it.  ``A`` is row-major [j1-j0+1, i1-i0+1].  Returns False when the
-    block is larger than MAXCELLS (the caller then uses :func:`_boxer`).
+    crosses and the rows are swept upwards from there (:func:`_sweep_rows`).
+    An edge that lies inside one column is a single piece whose end heights
+    are its end points, so it needs no slope (the near-vertical sides of a
+    near-unit drop); longer edges are cut at the column boundaries.  ``A`` is
+    row-major [j1-j0+1, i1-i0+1].  Returns False when the block is larger than
+    MAXCELLS (the caller then uses :func:`_boxer`).
     """
-    cdef Py_ssize_t ni = i1 - i0 + 1, nj = j1 - j0 + 1, k, ii, jj, ca, cb, r
-    cdef double x1, y1, x2, y2, dx, xa, xb, sgn, slope, cx0, cx1, ya, yb, ymn, ymx, width, lo
+    cdef Py_ssize_t ni = i1 - i0 + 1, nj = j1 - j0 + 1, k, ii, ca, cb
+    cdef double x1, y1, x2, y2, dx, xa, xb, ya_e, yb_e, sgn, slope, cx0, cx1, ya, yb
     if ni * nj > MAXCELLS:
         return False
-    for k in range(ni * nj):
-        A[k] = 0.0
+    if ni * nj <= 16:
+        for k in range(16):     # fixed size: a few vector stores instead of a memset call
+            A[k] = 0.0
+    else:
+        for k in range(ni * nj):
+            A[k] = 0.0
     for k in range(4):
         x1 = qx[k]
         y1 = qy[k]
@@ -212,18 +263,27 @@ cdef inline bint _square_overlaps(double* qx, double* qy, Py_ssize_t i0, Py_ssiz
         if dx > 0.0:
             xa = x1
             xb = x2
+            ya_e = y1
+            yb_e = y2
             sgn = 1.0
         else:
             xa = x2
             xb = x1
+            ya_e = y2
+            yb_e = y1
             sgn = -1.0
-        slope = (y2 - y1) / dx
         ca = _nearest(xa)
         cb = _nearest(xb)
+        if ca == cb:
+            # the whole edge lies in column ca
+            if ca >= i0 and ca <= i1:
+                _sweep_rows(A, ni, ca - i0, j0, j1, xb - xa, ya_e, yb_e, sgn)
+            continue
         if ca < i0:
             ca = i0
         if cb > i1:
             cb = i1
+        slope = (y2 - y1) / dx
         for ii in range(ca, cb + 1):
             cx0 = ii - 0.5
             cx1 = ii + 0.5
@@ -233,20 +293,9 @@ cdef inline bint _square_overlaps(double* qx, double* qy, Py_ssize_t i0, Py_ssiz
                 cx1 = xb
             if cx1 <= cx0:
                 continue
-            width = cx1 - cx0
             ya = y1 + slope * (cx0 - x1)
             yb = y1 + slope * (cx1 - x1)
-            ymn = ya if ya < yb else yb
-            ymx = yb if ya < yb else ya
-            r = ii - i0
-            for jj in range(j0, j1 + 1):
-                lo = jj - 0.5
-                if ymx <= lo:
-                    break
-                if ymn >= lo + 1.0:
-                    A[(jj - j0) * ni + r] += sgn * width
-                else:
-                    A[(jj - j0) * ni + r] += sgn * _clip_integral(width, ya - lo, yb - lo)
+            _sweep_rows(A, ni, ii - i0, j0, j1, cx1 - cx0, ya, yb, sgn)
     return True
 
 
@@ -634,7 +683,8 @@ cdef void _process_band(const Job* job, Py_ssize_t b, float* scr) noexcept nogil
     cdef double A[MAXCELLS]
     cdef double sq[MAXAUX]
     cdef Py_ssize_t a
-    cdef double xlo, xhi, ylo, yhi, X, Y, d, w, cw, jaco, dover, f, ox, oy, r2
+    cdef double xlo, xhi, ylo, yhi, X, Y, d, w, cw, jaco, dover, f, ox, oy, r2, fw, fc
+    cdef Py_ssize_t k
     cdef bint mw, mc
     cdef int kernel = job.kernel
     if by1 > job.ony - 1:
@@ -674,13 +724,16 @@ cdef void _process_band(const Job* job, Py_ssize_t b, float* scr) noexcept nogil
                 if jaco == 0.0:
                     continue
                 if _square_overlaps(qx, qy, i0, i1, j0, j1, A):
+                    fw = w / jaco if mw else 0.0
+                    fc = cw / jaco if mc else 0.0
+                    k = 0
                     for jj in range(j0, j1 + 1):
                         for ii in range(i0, i1 + 1):
-                            dover = A[(jj - j0) * (i1 - i0 + 1) + ii - i0]
+                            dover = A[k]
+                            k = k + 1
                             if dover != 0.0:
-                                _deposit(job, scr, by0, jj, ii, d,
-                                         dover * w / jaco if mw else 0.0,
-                                         dover * cw / jaco if mc else 0.0, mw, mc, sq)
+                                _deposit(job, scr, by0, jj, ii, d, dover * fw, dover * fc,
+                                         mw, mc, sq)
                 else:
                     for jj in range(j0, j1 + 1):
                         for ii in range(i0, i1 + 1):
