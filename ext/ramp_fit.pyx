@@ -442,7 +442,9 @@ def fit_cas22(const float[:, :, :] resultants,
               double threshold_constant=1.0 / 3.0,
               bint jump_refit=True,
               double refit_screen=3.0,
-              int nthreads=0):
+              int nthreads=0,
+              groupdq_out=None,
+              dumo_weights=None):
     """Fit every pixel of a ramp cube.
 
     Parameters
@@ -456,12 +458,17 @@ def fit_cas22(const float[:, :, :] resultants,
     jump_refit : run the stage-2 common-slope refit on segments whose Cas22 statistic lies
         in (refit_screen, threshold]
     nthreads : OpenMP threads, 0 for the OpenMP default
+    groupdq_out : writable uint8[nres, ny, nx] (any strides) to receive the output group DQ,
+        may be ``groupdq`` itself (in-place update); None allocates a C-ordered array
+    dumo_weights : float64[nres] or None; if given, dumo = sum_i w_i R_i - slope (DN/s) is
+        computed for every pixel (w: weights of a uniformly weighted slope)
 
     Returns
     -------
     slope, var_poisson, var_rnoise, err : float32[ny, nx] (DN/s and (DN/s)^2)
-    dq : uint32[ny, nx], groupdq_out : uint8[nres, ny, nx] (C order),
-    jumps_per_row : int64[ny] (resultants newly flagged JUMP_DET per row)
+    dq : uint32[ny, nx], groupdq_out : uint8[nres, ny, nx],
+    jumps_per_row : int64[ny] (resultants newly flagged JUMP_DET per row),
+    dumo : float32[ny, nx] or None
     """
     cdef Py_ssize_t nres = resultants.shape[0], ny = resultants.shape[1], nx = resultants.shape[2]
     cdef Py_ssize_t i, y, x
@@ -504,19 +511,35 @@ def fit_cas22(const float[:, :, :] resultants,
     vr_a = np.empty((ny, nx), dtype=np.float32)
     err_a = np.empty((ny, nx), dtype=np.float32)
     dq_a = np.empty((ny, nx), dtype=np.uint32)
-    gdq_a = np.empty((nres, ny, nx), dtype=np.uint8)
+    if groupdq_out is None:
+        gdq_a = np.empty((nres, ny, nx), dtype=np.uint8)
+    else:
+        gdq_a = groupdq_out
+        if gdq_a.shape != (nres, ny, nx):
+            raise ValueError("groupdq_out has the wrong shape")
     nj_a = np.zeros(ny, dtype=np.int64)
+    cdef bint want_dumo = dumo_weights is not None
+    cdef double[::1] dw
+    if want_dumo:
+        dw = np.ascontiguousarray(dumo_weights, dtype=np.float64)
+        if dw.shape[0] != nres:
+            raise ValueError("dumo_weights must have one weight per resultant")
+        dumo_a = np.empty((ny, nx), dtype=np.float32)
+    else:
+        dw = np.zeros(max(nres, 1))
+        dumo_a = np.empty((1, 1), dtype=np.float32)
+    cdef float[:, ::1] o_dumo = dumo_a
     cdef float[:, ::1] o_slope = slope_a
     cdef float[:, ::1] o_vp = vp_a
     cdef float[:, ::1] o_vr = vr_a
     cdef float[:, ::1] o_err = err_a
     cdef u32[:, ::1] o_dq = dq_a
-    cdef u8[:, :, ::1] o_gdq = gdq_a
+    cdef u8[:, :, :] o_gdq = gdq_a
     cdef i64[::1] o_nj = nj_a
 
     # per-thread scratch: resultants (nres), work (9 nres), results (3); flags; segment stack
     scratch_a = np.empty((nthreads, 10 * nres + 3), dtype=np.float64)
-    flags_a = np.empty((nthreads, nres), dtype=np.uint8)
+    flags_a = np.empty((nthreads, 2 * nres), dtype=np.uint8)
     stack_a = np.empty((nthreads, 2 * nres + 4), dtype=np.intp)
     cdef double[:, ::1] scratch = scratch_a
     cdef u8[:, ::1] flags = flags_a
@@ -526,9 +549,10 @@ def fit_cas22(const float[:, :, :] resultants,
     cdef double* work
     cdef double* res3
     cdef u8* dq
+    cdef u8* orig
     cdef Py_ssize_t* stack
     cdef int tid
-    cdef double g, rn, sig2, vp, vr, slope, err
+    cdef double g, rn, sig2, vp, vr, slope, err, acc
     cdef u32 pdq
     cdef bint anyjump, allsat, allbad
     cdef i64 nj
@@ -540,6 +564,7 @@ def fit_cas22(const float[:, :, :] resultants,
         work = R + nres
         res3 = R + 10 * nres
         dq = &flags[tid, 0]
+        orig = dq + nres
         stack = &stacks[tid, 0]
         nj = 0
         for x in range(nx):
@@ -547,7 +572,12 @@ def fit_cas22(const float[:, :, :] resultants,
             rn = read_noise[y, x]
             for i in range(nres):
                 dq[i] = groupdq[i, y, x]
+                orig[i] = dq[i]
             pdq = pixeldq[y, x]
+            acc = 0.0
+            if want_dumo:
+                for i in range(nres):
+                    acc = acc + dw[i] * resultants[i, y, x]
             if not (g > 0.0 and isfinite(g) and rn >= 0.0 and isfinite(rn)):
                 slope = NAN
                 vp = NAN
@@ -576,7 +606,7 @@ def fit_cas22(const float[:, :, :] resultants,
                 o_gdq[i, y, x] = q
                 if q & G_JUMP_DET:
                     anyjump = True
-                    if not (groupdq[i, y, x] & G_JUMP_DET):
+                    if not (orig[i] & G_JUMP_DET):
                         nj = nj + 1
                 if not (q & G_SATURATED):
                     allsat = False
@@ -593,11 +623,13 @@ def fit_cas22(const float[:, :, :] resultants,
             o_vr[y, x] = <float>vr
             o_err[y, x] = <float>err
             o_dq[y, x] = pdq
+            if want_dumo:
+                o_dumo[y, x] = <float>(acc - <double><float>slope)
         o_nj[y] = nj
-    return slope_a, vp_a, vr_a, err_a, dq_a, gdq_a, nj_a
+    return slope_a, vp_a, vr_a, err_a, dq_a, gdq_a, nj_a, (dumo_a if want_dumo else None)
 
 
-def jump_positions(const u8[:, :, :] groupdq_in, const u8[:, :, ::1] groupdq_out,
+def jump_positions(const u8[:, :, :] groupdq_in, const u8[:, :, :] groupdq_out,
                    const i64[::1] row_offsets, int nthreads=0):
     """(resultant, y, x) of resultants that carry JUMP_DET in ``groupdq_out`` but not in
     ``groupdq_in``, ordered by y, x, resultant.  ``row_offsets[y]`` is the index of row y's

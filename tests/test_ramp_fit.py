@@ -443,6 +443,49 @@ def test_strided_input_threads_and_dtypes_agree():
     np.testing.assert_array_equal(ref.jumps, by_pixel)
 
 
+def test_in_place_group_dq_and_dumo():
+    rng = np.random.default_rng(12)
+    nres = len(PATTERN_9)
+    res = simulate(10 ** rng.uniform(-1, 4, 30 * 36), PATTERN_9, FRAME_9, rng,
+                   cr_read=rng.integers(0, 45, 30 * 36), cr_amp=np.full(30 * 36, 2000.0))
+    cube = (res / GAIN).astype(np.float32).reshape(nres, 30, 36)
+    cube[3, 5, 7] = np.nan
+    gdq_full = np.zeros((nres, 30, 36), np.uint8)
+    gdq_full[6:, 2, 3] = G.SATURATED
+    gdq_full[4, 9, 9] = G.JUMP_DET
+    data, gdq = cube[:, 3:-3, 3:-3], gdq_full[:, 3:-3, 3:-3]
+    gain = rng.uniform(1.5, 2.5, data.shape[1:]).astype(np.float32)
+    gain[0, 0] = 0.0
+    ref = fit_ramps_cas22(data, gdq, None, 6.0, gain, PATTERN_9, FRAME_9, record_jumps=True,
+                          return_dumo=True)
+    before = gdq_full.copy()
+    out = fit_ramps_cas22(data, gdq, None, 6.0, gain, PATTERN_9, FRAME_9, record_jumps=True,
+                          groupdq_out=gdq, return_dumo=True, nthreads=2)
+    assert out.groupdq is gdq
+    np.testing.assert_array_equal(gdq_full[:, 3:-3, 3:-3], ref.groupdq)
+    np.testing.assert_array_equal(gdq_full[:, :3], before[:, :3])  # outside the view untouched
+    np.testing.assert_array_equal(out.jumps, ref.jumps)
+    assert len(ref.jumps) > 0
+    for a, b in zip(out[:5], ref[:5], strict=True):
+        np.testing.assert_array_equal(a, b)
+    # dumo: least-squares slope of all resultants weighted by their read counts, minus slope
+    q = read_pattern_quantities(PATTERN_9, FRAME_9)
+    x = np.stack([np.ones(nres), q.t_bar], 1)
+    w = q.n_reads
+    flat = data.reshape(nres, -1).astype(float)
+    uniform = np.linalg.solve(x.T @ (w[:, None] * x), x.T @ (w[:, None] * flat))[1]
+    expect = uniform.reshape(data.shape[1:]) - ref.slope
+    np.testing.assert_allclose(ref.dumo, expect, rtol=1e-5, atol=1e-5)
+    assert np.isnan(ref.dumo[0, 0]) and np.isnan(ref.dumo[2, 4])  # bad gain / NaN resultant
+    np.testing.assert_array_equal(out.dumo, ref.dumo)
+    assert fit_ramps_cas22(data, gdq, None, 6.0, gain, PATTERN_9, FRAME_9).dumo is None
+    one = fit_ramps_cas22(data[:1], None, None, 6.0, gain, [[1]], FRAME_9, return_dumo=True)
+    assert (one.dumo == 0).all()
+    with pytest.raises(ParameterError, match="groupdq_out"):
+        fit_ramps_cas22(data, gdq, None, 6.0, gain, PATTERN_9, FRAME_9,
+                        groupdq_out=np.zeros(data.shape, np.int16))
+
+
 def test_existing_jump_flags_are_kept_and_not_recorded():
     ramp = _ramp([0, 10, 20, 30, 40, 50])
     gdq = _ramp([0, 0, G.JUMP_DET, 0, 0, 0], np.uint8)

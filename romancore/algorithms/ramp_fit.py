@@ -94,6 +94,9 @@ class RampFitResult(NamedTuple):
     jumps: np.ndarray | None
     """int32 (M, 3) rows of (resultant, y, x) of resultants newly flagged JUMP_DET, ordered by
     y, x, resultant (coordinates of the arrays passed in); None unless record_jumps."""
+    dumo: np.ndarray | None = None
+    """float32 (ny, nx) uniformly weighted slope of all resultants minus ``slope`` (DN/s);
+    None unless return_dumo."""
 
 
 def _check_read_pattern(read_pattern) -> list[list[int]]:
@@ -203,6 +206,8 @@ def fit_ramps_cas22(
     jump_refit_screen: float = JUMP_REFIT_SCREEN,
     nthreads: int | None = None,
     record_jumps: bool = False,
+    groupdq_out: np.ndarray | None = None,
+    return_dumo: bool = False,
 ) -> RampFitResult:
     """Fit count rates to ramps of resultants with ``ols_cas22`` and detect jumps.
 
@@ -241,12 +246,22 @@ def fit_ramps_cas22(
         OpenMP threads over rows; None or 0 uses the OpenMP default (``OMP_NUM_THREADS``).
     record_jumps : bool
         Also return the positions of the detected jumps.
+    groupdq_out : ndarray (nres, ny, nx) of uint8, or None
+        Writable array (any strides) that receives the output group DQ, e.g. ``groupdq``
+        itself for an in-place update (no separate output cube, no copy back).  None
+        allocates a new C-ordered array.
+    return_dumo : bool
+        Also return ``dumo``: the slope of all resultants fitted with uniform weights (each
+        resultant weighted by its read count, DQ ignored) minus the optimal slope, in DN/s,
+        computed in the parallel kernel.  0 everywhere when fewer than two resultants or all
+        mean times coincide.
 
     Returns
     -------
     RampFitResult
         ``slope``, ``var_poisson``, ``var_rnoise``, ``err`` (float32, DN/s and (DN/s)^2),
-        ``dq`` (uint32), ``groupdq`` (uint8, jump flags added) and ``jumps``.
+        ``dq`` (uint32), ``groupdq`` (uint8, jump flags added; ``groupdq_out`` if given),
+        ``jumps`` and ``dumo``.
 
     Notes
     -----
@@ -323,8 +338,27 @@ def fit_ramps_cas22(
     rn = _image("read_noise", read_noise, (ny, nx), np.float32)
     g = _image("gain", gain, (ny, nx), np.float32)
 
+    if groupdq_out is not None:
+        if not isinstance(groupdq_out, np.ndarray) or groupdq_out.dtype != np.uint8 \
+                or groupdq_out.shape != data.shape or not groupdq_out.flags.writeable:
+            raise ParameterError(
+                f"groupdq_out must be a writable uint8 array of shape {data.shape}, got "
+                f"{type(groupdq_out).__name__} {getattr(groupdq_out, 'dtype', '')} "
+                f"{getattr(groupdq_out, 'shape', '')}"
+            )
+    gdq_in = gdq
+    if record_jumps and groupdq_out is not None and np.may_share_memory(gdq, groupdq_out):
+        gdq_in = gdq.copy()  # the positions need the flags as they were before the fit
+
     q = read_pattern_quantities(pattern, frame_time)
-    slope, vp, vr, err, dq, gdq_out, jumps_per_row = _kernel.fit_cas22(
+    dumo_weights = None
+    if return_dumo:
+        n, t = q.n_reads, q.t_bar
+        big_n, nt, ntt = n.sum(), (n * t).sum(), (n * t * t).sum()
+        denom = big_n * ntt - nt * nt
+        if nres >= 2 and denom != 0:
+            dumo_weights = (big_n * n * t - nt * n) / denom
+    slope, vp, vr, err, dq, gdq_out, jumps_per_row, dumo = _kernel.fit_cas22(
         data, gdq, pdq, rn, g, q.t_bar, q.tau, q.n_reads,
         use_jump=bool(use_jump_detection),
         threshold_intercept=float(threshold_intercept),
@@ -332,12 +366,16 @@ def fit_ramps_cas22(
         jump_refit=bool(jump_refit),
         refit_screen=float(jump_refit_screen),
         nthreads=int(nthreads),
+        groupdq_out=groupdq_out,
+        dumo_weights=dumo_weights,
     )
+    if return_dumo and dumo is None:
+        dumo = np.zeros((ny, nx), dtype=np.float32)
     jumps = None
     if record_jumps:
         offsets = np.zeros(ny + 1, dtype=np.int64)
         np.cumsum(jumps_per_row, out=offsets[1:])
-        jumps = _kernel.jump_positions(gdq, gdq_out, offsets, nthreads=int(nthreads))
+        jumps = _kernel.jump_positions(gdq_in, gdq_out, offsets, nthreads=int(nthreads))
     n_jump = int(jumps_per_row.sum())
     log.debug("ols_cas22: %d resultants flagged %s", n_jump, group_flags.JUMP_DET.name)
-    return RampFitResult(slope, vp, vr, err, dq, gdq_out, jumps)
+    return RampFitResult(slope, vp, vr, err, dq, gdq_out, jumps, dumo)

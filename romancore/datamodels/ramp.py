@@ -213,7 +213,7 @@ class RampCalibration:
         ``err``, ``var_poisson`` and ``var_rnoise`` are float32.  amp33 and the border
         reference arrays are carried over to the image.
         """
-        from ..algorithms.ramp_fit import fit_ramps_cas22, read_pattern_quantities
+        from ..algorithms.ramp_fit import fit_ramps_cas22
         from .models import ImageModel
 
         if algorithm != "ols_cas22":
@@ -223,15 +223,19 @@ class RampCalibration:
         rnoise = science(np.asarray(ref_image(readnoise_ref, "data", shape, what="READNOISE"), dtype=np.float32))
         read_pattern = self.meta.exposure.read_pattern
         frame_time = float(self.meta.exposure.frame_time)
+        gdq = science(self.groupdq)
+        # the kernel writes the updated group DQ straight into the model (no copy back)
+        in_place = isinstance(gdq, np.ndarray) and gdq.dtype == np.uint8 and gdq.flags.writeable
         result = fit_ramps_cas22(
-            science(self.data), science(self.groupdq), science(self.pixeldq), rnoise, gain,
+            science(self.data), gdq, science(self.pixeldq), rnoise, gain,
             read_pattern, frame_time, use_jump_detection=use_ramp_jump_detection,
             threshold_intercept=threshold_intercept, threshold_constant=threshold_constant,
             jump_refit=jump_refit, nthreads=nthreads, record_jumps=record_jumps,
+            groupdq_out=gdq if in_place else None, return_dumo=True,
         )
-        science(self.groupdq)[...] = result.groupdq
-        dumo = _uniform_minus_optimal(science(self.data), read_pattern, frame_time, result.slope,
-                                      read_pattern_quantities)
+        if not in_place:
+            gdq[...] = result.groupdq
+        dumo = result.dumo
         meta = self.meta.to_dict()
         meta["model_type"] = "ImageModel"
         meta.setdefault("photometry", {"conversion_megajanskys": None,
