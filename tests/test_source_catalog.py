@@ -362,8 +362,8 @@ def test_masked_convolve_matches_oracle():
     assert sc._separable_factors(blob) is None
     for kern in (gauss, blob):
         expect = masked_convolve_oracle(data, kern, mask)
-        one = sc._masked_convolve(data, kern, mask, num_threads=1, block=16)
-        two = sc._masked_convolve(data, kern, mask, num_threads=2, block=16)
+        one = sc._masked_convolve(data, kern, mask, num_threads=1, block=7)
+        two = sc._masked_convolve(data, kern, mask, num_threads=2, block=7)
         whole = sc._masked_convolve(data, kern, mask, num_threads=1, block=1000)
         assert one.dtype == np.float32
         np.testing.assert_array_equal(one, two)
@@ -444,3 +444,24 @@ def test_annulus_clipped_stats_equal_photutils_aperturestats():
         np.testing.assert_array_equal(std, np.asarray(ref.std, float))
         np.testing.assert_array_equal(n, np.asarray(ref.sum_aper_area.value, float))
     assert np.isfinite(med[0]) and np.isnan(med[5])
+
+
+def test_masked_conv_kernel_checks_its_arguments():
+    from romancore._ext.masked_conv import masked_separable_correlate
+
+    data = np.zeros((8, 9), np.float32)
+    mask = np.zeros((8, 9), np.uint8)
+    k3 = np.array([0.25, 0.5, 0.25])
+    with pytest.raises(ValueError, match="odd"):
+        masked_separable_correlate(data, mask, np.array([0.5, 0.5]), k3)
+    with pytest.raises(ValueError, match="mask shape"):
+        masked_separable_correlate(data, np.zeros((8, 8), np.uint8), k3, k3)
+    with pytest.raises(ValueError, match="num_threads"):
+        masked_separable_correlate(data, mask, k3, k3, num_threads=0)
+    # a single good pixel spreads its value over its kernel footprint (ratio = value)
+    data[4, 4], mask[:] = 3.0, 1
+    mask[4, 4] = 0
+    mask[4, 5] = 0
+    out = masked_separable_correlate(data, mask, k3, k3)
+    assert out[4, 4] == pytest.approx(3.0 * 0.5 / 0.75) and out[4, 5] == pytest.approx(3.0 * 0.25 / 0.75)
+    assert np.count_nonzero(out) == 2

@@ -512,13 +512,13 @@ def _annulus_clipped_stats(data, mask, aperture, sigma_clip):
 
 def _moment_centroid_errors(segm, data, err, mask, labels):
     """Errors of first-moment centroids from the per-pixel errors of each segment."""
-    lab = segm.ravel()
-    use = (lab > 0) & ~mask.ravel()
-    lab = lab[use]
-    d = data.ravel()[use]
-    e2 = err.ravel()[use] ** 2
+    flat = segm.ravel()
+    idx = np.flatnonzero(flat)  # segment pixels only: a small part of a large image
+    idx = idx[~mask.ravel()[idx]]
+    lab = flat[idx]
+    d = data.ravel()[idx]
+    e2 = err.ravel()[idx] ** 2
     ny, nx = segm.shape
-    idx = np.flatnonzero(use)
     yy, xx = np.divmod(idx, nx)
     nmax = int(segm.max()) + 1
     f = np.bincount(lab, d, nmax)
@@ -603,51 +603,35 @@ def _separable_factors(kernel: np.ndarray):
 
 
 def _masked_convolve(data: np.ndarray, kernel: np.ndarray, mask: np.ndarray, num_threads: int = 1,
-                     block: int = 256) -> np.ndarray:
+                     block: int = 64) -> np.ndarray:
     """Convolution normalised over unmasked pixels (0 at masked pixels), in float32.
 
     ``conv(data·w) / conv(w)`` with w = 1 on good pixels and zero outside the image: the
     same result as astropy's ``convolve(..., mask=mask, normalize_kernel=True,
     boundary='fill', fill_value=0)`` for a normalised kernel, at a fraction of its memory
-    and time.  A separable kernel (the Gaussian) is applied as two 1-D passes in float64
-    on blocks of rows (threads share the blocks); other kernels as one 2-D pass.
+    and time.  A separable kernel (the Gaussian) goes to the Cython kernel
+    ``masked_conv.masked_separable_correlate`` (two 1-D passes in float64 on blocks of
+    ``block`` rows, on ``num_threads`` threads); other kernels to two 2-D scipy passes.
     """
-    from scipy.ndimage import correlate, correlate1d
-
-    ny, nx = data.shape
-    out = np.empty((ny, nx), np.float32)
     factors = _separable_factors(kernel)
-    if factors is None:
-        kern = (kernel / kernel.sum())[::-1, ::-1]
-        good = (~mask).astype(np.float32)
-        num = correlate(np.where(mask, 0.0, data).astype(np.float32), kern, mode="constant", cval=0.0)
-        den = correlate(good, kern, mode="constant", cval=0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            np.divide(num, den, out=out)
-    else:
+    if factors is not None:
+        from romancore._ext.masked_conv import masked_separable_correlate
+
         # convolution = correlation with the reversed 1-D factors
-        ky, kx = factors[0][::-1].copy(), factors[1][::-1].copy()
-        hy = len(ky) // 2
-        # normalisation of an unmasked block: the kernel weight inside the image
-        ex = correlate1d(np.ones(nx), kx, mode="constant", cval=0.0)
-        ey = correlate1d(np.ones(ny), ky, mode="constant", cval=0.0)
+        ky = np.ascontiguousarray(factors[0][::-1], dtype=np.float64)
+        kx = np.ascontiguousarray(factors[1][::-1], dtype=np.float64)
+        return masked_separable_correlate(
+            np.ascontiguousarray(data, dtype=np.float32), np.ascontiguousarray(mask, dtype=bool).view(np.uint8),
+            ky, kx, block=block, num_threads=num_threads,
+        )
+    from scipy.ndimage import correlate
 
-        def rows(r0, r1):
-            lo, hi = max(r0 - hy, 0), min(r1 + hy, ny)
-            m = mask[lo:hi]
-            sub = np.where(m, 0.0, data[lo:hi]).astype(np.float64)
-            num = correlate1d(correlate1d(sub, kx, axis=1, mode="constant"), ky, axis=0, mode="constant")
-            num = num[r0 - lo : r1 - lo]
-            if m.any():
-                g = (~m).astype(np.float64)
-                den = correlate1d(correlate1d(g, kx, axis=1, mode="constant"), ky, axis=0, mode="constant")
-                den = den[r0 - lo : r1 - lo]
-            else:
-                den = np.outer(ey[r0:r1], ex)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[r0:r1] = num / den
-
-        _run_blocks(rows, _row_blocks(ny, block), num_threads)
+    kern = (kernel / kernel.sum())[::-1, ::-1]
+    good = (~mask).astype(np.float32)
+    out = correlate(np.where(mask, 0.0, data).astype(np.float32), kern, mode="constant", cval=0.0)
+    den = correlate(good, kern, mode="constant", cval=0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.divide(out, den, out=out)
     out[mask | ~np.isfinite(out)] = 0.0
     return out
 
@@ -813,6 +797,7 @@ def make_source_catalog(
     kernel = _detection_kernel(kernel_fwhm)
     detection = _masked_convolve(data, np.asarray(kernel.array, dtype=np.float64), mask, nthreads)
     threshold = snr_threshold * background_rms
+    good = ~mask
 
     if deblend:
         try:
@@ -832,8 +817,8 @@ def make_source_catalog(
         "pixel_area": pixel_area,
         "pixel_scale": scale,
         "to_njy": to_njy,
-        "background_median": float(np.median(background[~mask])),
-        "background_rms_median": float(np.median(background_rms[~mask])),
+        "background_median": float(np.median(background[good], overwrite_input=True)),
+        "background_rms_median": float(np.median(background_rms[good], overwrite_input=True)),
         "kernel_fwhm": float(kernel_fwhm),
         "snr_threshold": float(snr_threshold),
         "npixels": npixels,
