@@ -6,11 +6,14 @@ parallel over rows; scratch space is allocated once per thread.
 """
 import numpy as np
 cimport numpy as cnp
-from cython.parallel cimport parallel, prange
-from libc.math cimport fabs, isnan, NAN
+from cython.parallel cimport parallel, prange, threadid
+from libc.math cimport fabs, isfinite, isnan, NAN
 from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
 
 ctypedef cnp.uint8_t u8
+ctypedef cnp.uint32_t u32
+ctypedef cnp.int64_t i64
 
 cnp.import_array()
 
@@ -277,3 +280,190 @@ def abs_diff_mask(const float[:, ::1] sci, const float[:, ::1] err,
         for y in prange(ny, nogil=True, schedule="static"):
             _diff_row(sci, err, median, backg, snr, y, o)
     return out
+
+
+# --------------------------------------------------------------------------- window statistics
+# Exact order statistics of the float32 values of a 2-D array that lie in a closed
+# window [lo, hi] (finite values only, optionally without zeros), by a two-level radix
+# selection on order-preserving 32-bit keys: a histogram of the upper 16 key bits
+# locates the bin of the wanted rank, a histogram of the lower 16 bits of the values
+# in that bin gives the value itself.  Sums for the mean and variance are accumulated
+# per row (in input order) and the row sums combined in row order with compensated
+# summation, so the results do not depend on the number of threads.
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int outlier_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int outlier_max_threads(void) { return 1; }
+    #endif
+    """
+    int outlier_max_threads() nogil
+
+cdef enum:
+    _NBIN = 65536
+
+
+cdef inline u32 _key(float x) noexcept nogil:
+    # Order-preserving map of a (non-NaN) float32 to an unsigned integer.
+    cdef u32 u
+    memcpy(&u, &x, 4)
+    if u >> 31:
+        return ~u
+    return u | <u32> 0x80000000
+
+
+cdef inline bint _in_window(float x, double lo, double hi, bint skip_zero) noexcept nogil:
+    cdef double d = x
+    if not isfinite(d):
+        return False
+    if skip_zero and d == 0.0:
+        return False
+    return d >= lo and d <= hi
+
+
+cdef int _threads_for(Py_ssize_t work) noexcept nogil:
+    return 1 if work < _SERIAL_WORK else outlier_max_threads()
+
+
+def key_to_value(u32 key):
+    """The float32 value (as a Python float) of an order-preserving key (see window_count)."""
+    cdef u32 u = (key ^ <u32> 0x80000000) if (key >> 31) else ~key
+    cdef float x
+    memcpy(&x, &u, 4)
+    return float(x)
+
+
+cdef void _count_row(const float *v, Py_ssize_t nx, double lo, double hi, bint skip_zero,
+                     i64 *h) noexcept nogil:
+    # Runs of one bin (a smooth or constant weight map) are counted in a register
+    # and added once: no chain of increments of one memory word.
+    cdef Py_ssize_t x, run = 0
+    cdef u32 b, prev = 0
+    for x in range(nx):
+        if _in_window(v[x], lo, hi, skip_zero):
+            b = _key(v[x]) >> 16
+            if run and b == prev:
+                run = run + 1
+            else:
+                if run:
+                    h[prev] += run
+                prev = b
+                run = 1
+    if run:
+        h[prev] += run
+
+
+cdef void _refine_row(const float *v, Py_ssize_t nx, double lo, double hi, bint skip_zero,
+                      u32 prefix_a, u32 prefix_b, double shift, i64 *ha, i64 *hb,
+                      double *sums) noexcept nogil:
+    cdef Py_ssize_t x, run = 0
+    cdef u32 k, prev = 0
+    cdef double d, c = 0.0, a1 = 0.0, a2 = 0.0
+    for x in range(nx):
+        if _in_window(v[x], lo, hi, skip_zero):
+            d = <double> v[x] - shift
+            c = c + 1.0
+            a1 = a1 + d
+            a2 = a2 + d * d
+            k = _key(v[x])
+            if (k >> 16) == prefix_a or (k >> 16) == prefix_b:
+                if run and k == prev:
+                    run = run + 1
+                else:
+                    if run:
+                        _add_low(prev, run, prefix_a, prefix_b, ha, hb)
+                    prev = k
+                    run = 1
+    if run:
+        _add_low(prev, run, prefix_a, prefix_b, ha, hb)
+    sums[0] = c
+    sums[1] = a1
+    sums[2] = a2
+
+
+cdef inline void _add_low(u32 k, Py_ssize_t run, u32 prefix_a, u32 prefix_b, i64 *ha,
+                          i64 *hb) noexcept nogil:
+    if (k >> 16) == prefix_a:
+        ha[k & 0xFFFF] += run
+    if (k >> 16) == prefix_b:
+        hb[k & 0xFFFF] += run
+
+
+def window_count(const float[:, ::1] v, double lo, double hi, bint skip_zero):
+    """Count and upper-16-bit key histogram of the selected values.
+
+    A value is selected when it is finite, non-zero if ``skip_zero``, and
+    ``lo <= x <= hi`` (compared in double precision).  Returns ``(n, hist)``:
+    the number of selected values and an int64 histogram of ``key >> 16``
+    (65536 bins), where ``key`` is the order-preserving 32-bit key of the
+    value (``key_to_value`` inverts it).
+    """
+    cdef Py_ssize_t ny = v.shape[0], nx = v.shape[1], y, x, t
+    cdef int nth = _threads_for(ny * nx)
+    parts = np.zeros((nth, _NBIN), dtype=np.int64)
+    cdef i64[:, ::1] h = parts
+    cdef int tid
+    for y in prange(ny, nogil=True, schedule="static", num_threads=nth):
+        tid = threadid()
+        _count_row(&v[y, 0], nx, lo, hi, skip_zero, &h[tid, 0])
+    hist = parts.sum(axis=0)
+    return int(hist.sum()), hist
+
+
+cdef inline void _neumaier(double *acc, double *comp, double x) noexcept nogil:
+    cdef double t = acc[0] + x
+    if fabs(acc[0]) >= fabs(x):
+        comp[0] += (acc[0] - t) + x
+    else:
+        comp[0] += (x - t) + acc[0]
+    acc[0] = t
+
+
+def window_refine(const float[:, ::1] v, double lo, double hi, bint skip_zero,
+                  u32 prefix_a, u32 prefix_b, double shift):
+    """Lower-16-bit key histograms of two key prefixes, and shifted moments.
+
+    Over the values selected as in :func:`window_count`, returns
+    ``(n, s1, s2, hist_a, hist_b)``: their number, ``sum(x - shift)``,
+    ``sum((x - shift)**2)`` and int64 histograms (65536 bins) of ``key & 0xFFFF``
+    for the values with ``key >> 16 == prefix_a`` and ``== prefix_b``.
+    """
+    cdef Py_ssize_t ny = v.shape[0], nx = v.shape[1], y, x
+    cdef int nth = _threads_for(ny * nx)
+    pa_arr = np.zeros((nth, _NBIN), dtype=np.int64)
+    pb_arr = np.zeros((nth, _NBIN), dtype=np.int64)
+    rows_arr = np.zeros((max(ny, 1), 3), dtype=np.float64)
+    cdef i64[:, ::1] ha = pa_arr
+    cdef i64[:, ::1] hb = pb_arr
+    cdef double[:, ::1] rows = rows_arr
+    cdef int tid
+    for y in prange(ny, nogil=True, schedule="static", num_threads=nth):
+        tid = threadid()
+        _refine_row(&v[y, 0], nx, lo, hi, skip_zero, prefix_a, prefix_b, shift,
+                    &ha[tid, 0], &hb[tid, 0], &rows[y, 0])
+    cdef double s1 = 0.0, e1 = 0.0, s2 = 0.0, e2 = 0.0, n = 0.0
+    with nogil:
+        for y in range(ny):
+            n = n + rows[y, 0]
+            _neumaier(&s1, &e1, rows[y, 1])
+            _neumaier(&s2, &e2, rows[y, 2])
+    return int(n), s1 + e1, s2 + e2, pa_arr.sum(axis=0), pb_arr.sum(axis=0)
+
+
+def threshold_copy(const float[:, ::1] data, const float[:, ::1] weight, double threshold,
+                   float[:, ::1] out):
+    """``out = data`` where ``weight >= threshold`` (compared in double), else NaN."""
+    cdef Py_ssize_t ny = data.shape[0], nx = data.shape[1], y, x
+    if weight.shape[0] != ny or weight.shape[1] != nx or out.shape[0] != ny \
+            or out.shape[1] != nx:
+        raise ValueError("data, weight and out must have the same shape")
+    cdef int nth = _threads_for(ny * nx)
+    for y in prange(ny, nogil=True, schedule="static", num_threads=nth):
+        for x in range(nx):
+            if <double> weight[y, x] >= threshold:
+                out[y, x] = data[y, x]
+            else:
+                out[y, x] = NAN

@@ -151,6 +151,7 @@ def outlier_detection(
     """
     from romancore.algorithms.drizzle import Drizzler, estimate_pixel_scale_ratio
     from romancore.algorithms.outlier_detection import (
+        PreparedMedian,
         blot_median,
         detect_outliers_same_grid,
         flag_resampled_crs,
@@ -222,13 +223,17 @@ def outlier_detection(
         _save_median(median, grid, outdir, product)
 
     total = 0
+    prepared = None  # the median's spline coefficients, shared by inputs of one blur variance
     for i in range(n):
         model = container[i]
         name = member_name(container, i, model)
         pixmap = pixmap_for(model, grid, name)
         psr = grid.pixel_scale_ratio or estimate_pixel_scale_ratio(pixmap)
-        blotted = blot_median(median, pixmap,
-                              blur_variance=resampling_blur_variance(kernel, pixfrac, psr))
+        variance = resampling_blur_variance(kernel, pixfrac, psr)
+        if prepared is None or prepared.blur_variance != variance:
+            prepared = None  # free the old coefficients first
+            prepared = PreparedMedian(median, variance)
+        blotted = blot_median(prepared, pixmap)
         del pixmap
         background = float(backg) + sky_level(model)
         mask = flag_resampled_crs(float32(model.data), _err(model), blotted, snr=snr, scale=scale,
@@ -243,6 +248,7 @@ def outlier_detection(
         container[i] = model
         release_member(model)
         del blotted, mask
+    del prepared
     log.info("outlier_detection: %d pixels flagged in %d images", total, n)
     return container
 

@@ -5,13 +5,20 @@ import warnings
 import numpy as np
 import pytest
 from oracles.outlier import (
+    bilinear_oracle,
     cr_mask_oracle,
     derivative_oracle,
+    float32_keys,
     median_oracle,
     sigma_clipped_mean_oracle,
+    spline_blot_oracle,
+    window_selection_oracle,
 )
+from scipy import ndimage
 
 from romancore import dq as dqflags
+from romancore._ext import blot as blot_kernels
+from romancore._ext import outlier_stats as stats_kernels
 from romancore.algorithms import outlier_detection as od
 from romancore.errors import ParameterError, RomancoreError
 
@@ -152,6 +159,119 @@ def test_weight_threshold_matches_astropy_sigma_clip():
     want = 0.7 * sigma_clipped_mean_oracle(good)
     assert od.weight_threshold(w, 0.7) == pytest.approx(want, rel=1e-12)
     assert od.weight_threshold(np.zeros((4, 4)), 0.7) == 0.0
+
+
+def _weight_maps():
+    """float32 weight maps: smooth, constant with partial pixels, ties, negative, tiny."""
+    rng = np.random.default_rng(21)
+    maps = []
+    w = rng.normal(5.0, 0.5, size=(90, 70)).astype(np.float32)
+    w[rng.random(w.shape) < 0.02] = 40.0
+    w[:4] = 0.0
+    w[7, :10] = np.nan
+    w[8, :3] = np.inf
+    maps.append(w)
+    w = np.full((64, 80), 3.0, np.float32)  # exptime-like: a constant and partial pixels
+    w[rng.random(w.shape) < 0.15] = rng.uniform(0.0, 3.0, int((w.shape[0] * w.shape[1]) * 0.15) + 200)[:1]
+    edge = rng.random(w.shape) < 0.2
+    w[edge] = rng.uniform(0.0, 3.0, edge.sum()).astype(np.float32)
+    maps.append(w)
+    maps.append((rng.integers(-3, 6, size=(33, 41)) * 1.5).astype(np.float32))  # ties, negatives
+    maps.append(rng.lognormal(0.0, 2.0, size=(50, 60)).astype(np.float32))  # clipped every time
+    maps.append(np.array([[0.0, 2.0, np.nan, 7.0]], np.float32))
+    maps.append(np.array([[5.0]], np.float32))
+    return maps
+
+
+@pytest.mark.parametrize("k", range(6))
+def test_weight_threshold_float32_kernel_matches_numpy_and_astropy(k):
+    w = _weight_maps()[k]
+    good = w[np.isfinite(w) & (w != 0)].astype(np.float64)
+    got = od.weight_threshold(w, 0.7)
+    # the numpy implementation on the gathered float64 values: same kept sets
+    assert got == pytest.approx(0.7 * od.sigma_clipped_mean(good), rel=1e-14, abs=0)
+    assert got == pytest.approx(0.7 * sigma_clipped_mean_oracle(good), rel=1e-12, abs=0)
+    # the float64 path of weight_threshold agrees
+    assert got == pytest.approx(od.weight_threshold(w.astype(np.float64), 0.7), rel=1e-14)
+
+
+def test_weight_threshold_float32_edge_cases():
+    assert od.weight_threshold(np.zeros((5, 6), np.float32), 0.7) == 0.0
+    assert od.weight_threshold(np.full((3, 3), np.nan, np.float32), 0.7) == 0.0
+    # hand-computed: one value far out is clipped, the rest are 2 and 4
+    w = np.array([[2.0, 4.0] * 10 + [1000.0]], np.float32)
+    assert od.weight_threshold(w, 0.5) == pytest.approx(0.5 * 3.0, rel=1e-15)
+    # non-contiguous input
+    big = _weight_maps()[0]
+    assert od.weight_threshold(big[:, ::2], 0.7) == od.weight_threshold(
+        np.ascontiguousarray(big[:, ::2]), 0.7)
+
+
+@pytest.mark.parametrize("skip_zero", [False, True])
+def test_window_kernels_match_oracle(skip_zero):
+    rng = np.random.default_rng(5 + skip_zero)
+    v = (rng.normal(0.0, 3.0, size=(37, 53)) * rng.choice([1, 1e-3, 1e4], size=(37, 53)))
+    v = v.astype(np.float32)
+    v[rng.random(v.shape) < 0.1] = 0.0
+    v[rng.random(v.shape) < 0.05] = np.nan
+    v[0, :4] = [np.inf, -np.inf, -0.0, 2.5]
+    v[1, :] = 2.5  # a run of one value
+    for lo, hi in [(-np.inf, np.inf), (-2.0, 3.0), (0.0, 0.0), (2.5, 2.5), (5.0, -5.0)]:
+        sel = window_selection_oracle(v, lo, hi, skip_zero)
+        n, hist = stats_kernels.window_count(v, lo, hi, skip_zero)
+        assert n == sel.size
+        keys = float32_keys(sel)
+        np.testing.assert_array_equal(hist, np.bincount(keys >> 16, minlength=65536))
+        pa = int(keys[0] >> 16) if sel.size else 0
+        pb = int(keys[-1] >> 16) if sel.size else 1
+        m, s1, s2, ha, hb = stats_kernels.window_refine(v, lo, hi, skip_zero, pa, pb, 1.25)
+        assert m == sel.size
+        d = sel.astype(np.float64) - 1.25
+        assert s1 == pytest.approx(d.sum(), rel=1e-12, abs=1e-9)
+        assert s2 == pytest.approx((d * d).sum(), rel=1e-12, abs=1e-9)
+        for prefix, h in ((pa, ha), (pb, hb)):
+            low = keys[(keys >> 16) == prefix] & 0xFFFF
+            np.testing.assert_array_equal(h, np.bincount(low, minlength=65536))
+    # keys invert to the values
+    for x in (0.0, -0.0, 1.5, -3.25e-20, 3.0e38, -7.0):
+        assert stats_kernels.key_to_value(int(float32_keys([x])[0])) == float(np.float32(x))
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 10, 11, 1000, 1001])
+def test_finite_median_exact(size):
+    rng = np.random.default_rng(size)
+    v = rng.normal(0.0, 1.0, size=size).astype(np.float32)
+    v[rng.random(size) < 0.3] = np.float32(0.5)  # ties
+    v[rng.random(size) < 0.1] = -v[0]
+    img = np.concatenate([v, [np.nan, np.inf]]).astype(np.float32).reshape(1, -1)
+    assert od._finite_median(img) == np.median(v.astype(np.float64))
+    assert np.isnan(od._finite_median(np.full((2, 2), np.nan, np.float32)))
+
+
+def test_threshold_copy_matches_numpy():
+    rng = np.random.default_rng(8)
+    d = rng.normal(size=(300, 250)).astype(np.float32)
+    d[rng.random(d.shape) < 0.05] = np.nan
+    w = rng.uniform(0, 1, size=d.shape).astype(np.float32)
+    w[rng.random(d.shape) < 0.05] = np.nan
+    t = float(w[3, 4])  # a threshold equal to one weight: that weight passes
+    out = np.empty_like(d)
+    stats_kernels.threshold_copy(d, w, t, out)
+    np.testing.assert_array_equal(out, np.where(w >= t, d, np.nan))
+    assert out[3, 4] == d[3, 4] or np.isnan(d[3, 4])
+
+
+def test_stream_threshold_compares_float32_like_numpy(tmp_path):
+    """The spilled planes keep a weight equal to float32(threshold) (numpy's float32 compare)."""
+    d = np.arange(12, dtype=np.float32).reshape(3, 4)
+    w = np.ones((3, 4), np.float32)
+    w[0, 0] = 0.0
+    w[1, 1] = np.float32(0.7) * np.float32(1.0)  # exactly the threshold in float32
+    gen = ((d + k, w) for k in range(3))
+    med = od.median_of_resampled(gen, maskpt=0.7, spill_dir=tmp_path)
+    thr = od.weight_threshold(w, 0.7)
+    want = np.where(w >= np.float32(thr), d + 1, np.nan)
+    np.testing.assert_array_equal(med, want)
 
 
 # --------------------------------------------------------------------------- flagging
@@ -442,16 +562,93 @@ def test_call_sequence_with_drizzle_and_blot():
     assert found / n_cr >= 0.99
 
 
+def _blot_case(seed, shape=(140, 150), out=(120, 130), nan_box=True):
+    rng = np.random.default_rng(seed)
+    med = rng.standard_normal(shape).astype(np.float32)
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    med += (20.0 * np.exp(-((yy - 70.3) ** 2 + (xx - 80.6) ** 2) / 3.0)).astype(np.float32)
+    if nan_box:
+        med[40:44, 60:63] = np.nan
+        med[:, -2:] = np.nan  # a NaN edge
+    yy, xx = np.mgrid[0:out[0], 0:out[1]].astype(float)
+    pm = np.stack([xx + 5.3 + 0.01 * yy, yy + 6.6 - 0.02 * xx], axis=-1)
+    pm[3, 4] = np.nan
+    return med, pm
+
+
 def test_blot_median_threads_give_identical_results():
     from romancore.algorithms.outlier_detection import blot_median
 
-    rng = np.random.default_rng(12)
-    med = rng.standard_normal((140, 150)).astype(np.float32)
-    med[40:44, 60:63] = np.nan
-    yy, xx = np.mgrid[0:120, 0:130].astype(float)
-    pm = np.stack([xx + 5.3 + 0.01 * yy, yy + 6.6 - 0.02 * xx], axis=-1)
-    one = blot_median(med, pm, blur_variance=0.2, block=32, num_threads=1)
-    two = blot_median(med, pm, blur_variance=0.2, block=32, num_threads=2)
+    med, pm = _blot_case(12)
+    one = blot_median(med, pm, blur_variance=0.2, num_threads=1)
+    two = blot_median(med, pm, blur_variance=0.2, num_threads=2)
     np.testing.assert_array_equal(one, two)
     with pytest.raises(ParameterError, match="num_threads"):
         blot_median(med, pm, num_threads=0)
+
+
+@pytest.mark.parametrize("variance", [0.0, 1 / 6, 0.5])
+def test_blot_median_matches_scipy_oracle(variance):
+    med, pm = _blot_case(int(variance * 60) + 3)
+    got = od.blot_median(med, pm, blur_variance=variance)
+    want = spline_blot_oracle(med, pm, variance)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-6, equal_nan=True)
+    # the bilinear fallback near NaN and on the last row / column is exact
+    gy, gx = med.shape
+    X, Y = pm[..., 0], pm[..., 1]
+    near = ndimage.binary_dilation(~np.isfinite(med), np.ones((7, 7), bool))
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(X) & (X >= 0) & (X < gx) & (Y >= 0) & (Y < gy)
+    iy = np.rint(np.nan_to_num(Y)).astype(int).clip(0, gy - 1)
+    ix = np.rint(np.nan_to_num(X)).astype(int).clip(0, gx - 1)
+    fallback = ok & near[iy, ix]
+    assert fallback.sum() > 50
+    np.testing.assert_array_equal(got[fallback], bilinear_oracle(med, X[fallback], Y[fallback]))
+    assert np.isnan(got[3, 4])
+
+
+@pytest.mark.parametrize("shape", [(1, 6), (2, 7), (3, 3), (9, 5)])
+def test_blot_median_edges_and_tiny_images(shape):
+    """Mirror extension at every edge, positions up to the last pixel and beyond it."""
+    rng = np.random.default_rng(shape[0] * 10 + shape[1])
+    med = rng.normal(size=shape).astype(np.float32)
+    gy, gx = shape
+    xs = np.array([0.0, 0.25, 0.5, gx - 1.5, gx - 1.0, gx - 0.75, gx - 1e-9, gx, -1e-9])
+    ys = np.array([0.0, 0.5, gy - 1.0, gy - 0.5, gy])
+    X, Y = np.meshgrid(xs.clip(-1, None), ys)
+    pm = np.stack([X, Y], axis=-1)
+    got = od.blot_median(med, pm, blur_variance=0.1)
+    want = spline_blot_oracle(med, pm, 0.1)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, equal_nan=True)
+
+
+def test_prepared_median_reused():
+    med, pm = _blot_case(4)
+    prep = od.PreparedMedian(med, 1 / 6)
+    a = od.blot_median(prep, pm)
+    np.testing.assert_array_equal(a, od.blot_median(med, pm, blur_variance=1 / 6))
+    np.testing.assert_array_equal(a, od.blot_median(prep, pm[::-1].copy())[::-1])
+    with pytest.raises(ParameterError, match="blur_variance=0.2"):
+        od.blot_median(prep, pm, blur_variance=0.2)
+    with pytest.raises(ParameterError, match="blur_variance"):
+        od.PreparedMedian(med, -0.1)
+    with pytest.raises(ParameterError, match="pixmap"):
+        od.blot_median(prep, pm[..., :1])
+    # no finite value at all: every position is NaN
+    allnan = np.full((8, 9), np.nan, np.float32)
+    assert np.isnan(od.blot_median(allnan, pm[:4, :4] * 0.05)).all()
+
+
+def test_near_nonfinite_matches_dilation():
+    rng = np.random.default_rng(17)
+    med = rng.normal(size=(211, 190)).astype(np.float32)
+    med[rng.random(med.shape) < 0.002] = np.nan
+    med[0, 5] = np.inf
+    med[-1, -1] = np.nan
+    for guard in (0, 1, 3):
+        want = ndimage.binary_dilation(~np.isfinite(med), np.ones((2 * guard + 1,) * 2, bool))
+        for nth in (1, 2):
+            np.testing.assert_array_equal(
+                blot_kernels.near_nonfinite(med, guard, nth).view(bool), want)

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from romancore import dq as dqflags
+from romancore._ext import blot as _blot
 from romancore._ext import outlier_stats as _k
 from romancore.errors import ParameterError
 
@@ -152,22 +153,102 @@ def sigma_clipped_mean(values, *, sigma: float = 3.0, maxiters: int = 5) -> floa
     return float(v.mean()) if v.size else math.nan
 
 
+def _rank_value(hist_hi: np.ndarray, hist_a: np.ndarray, hist_b: np.ndarray,
+                pa: int, pb: int, rank: int) -> float:
+    """Value of 0-based ``rank`` among the selected values, from the two key histograms."""
+    below = int(hist_hi[:pa].sum())
+    if rank < below + int(hist_hi[pa]):
+        low, counts = pa, hist_a
+    else:
+        below = int(hist_hi[:pb].sum())
+        low, counts = pb, hist_b
+    j = int(np.searchsorted(np.cumsum(counts), rank - below, side="right"))
+    return _k.key_to_value((low << 16) | j)
+
+
+def _window_median(values: np.ndarray, lo: float, hi: float, skip_zero: bool, n: int,
+                   hist_hi: np.ndarray, shift: float | None = None):
+    """Exact median (float64) of the values ``_k.window_count`` selected, plus moments.
+
+    Returns ``(median, n, s1, s2, shift)`` with ``s1 = Σ(x − shift)``,
+    ``s2 = Σ(x − shift)²`` over the same values; ``shift`` defaults to the lower edge
+    of the median's upper-key bin (within 1 % of the median).
+    """
+    cum = np.cumsum(hist_hi)
+    k_lo = (n - 1) // 2
+    k_hi = n // 2
+    pa = int(np.searchsorted(cum, k_lo, side="right"))
+    pb = int(np.searchsorted(cum, k_hi, side="right"))
+    if shift is None:
+        shift = _k.key_to_value(pa << 16)
+        if not math.isfinite(shift):
+            shift = 0.0
+    m, s1, s2, ha, hb = _k.window_refine(values, lo, hi, skip_zero, pa, pb, shift)
+    a = _rank_value(hist_hi, ha, hb, pa, pb, k_lo)
+    b = a if k_hi == k_lo else _rank_value(hist_hi, ha, hb, pa, pb, k_hi)
+    return 0.5 * (a + b) if k_hi != k_lo else a, m, s1, s2, shift
+
+
+def _clipped_mean_float32(values: np.ndarray, sigma: float, maxiters: int,
+                          skip_zero: bool) -> tuple[float, int]:
+    """:func:`sigma_clipped_mean` of the finite (non-zero) values of a float32 2-D array.
+
+    Every clipping keeps the values inside ``[median − sigma·std, median + sigma·std]``
+    of the values kept so far, so the kept set is always the selected values inside
+    one window (the intersection of the windows so far): each iteration is a pass
+    counting the window with a key histogram and a pass for the exact median (radix
+    selection) and the shifted sums, without copying the values.  Returns the mean
+    and the number of selected values before clipping.
+    """
+    lo, hi = -math.inf, math.inf
+    n, hist = _k.window_count(values, lo, hi, skip_zero)
+    n_all = n
+    if n == 0:
+        return math.nan, 0
+    final = None
+    for _ in range(int(maxiters)):
+        centre, m, s1, s2, shift = _window_median(values, lo, hi, skip_zero, n, hist)
+        mean1 = s1 / m
+        std = math.sqrt(max(s2 / m - mean1 * mean1, 0.0))
+        new_lo = max(lo, centre - sigma * std)
+        new_hi = min(hi, centre + sigma * std)
+        n_new, hist_new = _k.window_count(values, new_lo, new_hi, skip_zero)
+        if n_new == n:  # nothing clipped: the kept set is unchanged
+            final = shift + mean1
+            break
+        lo, hi, n, hist = new_lo, new_hi, n_new, hist_new
+        if n == 0:
+            return math.nan, n_all
+    if final is None:  # clipped in every iteration: the mean of the last window
+        m, s1, _, _, _ = _k.window_refine(values, lo, hi, skip_zero, 0, 0, shift)
+        final = shift + s1 / m
+    return float(final), n_all
+
+
 def weight_threshold(weight, maskpt: float = DEFAULT_MASKPT) -> float:
     """Weight below which a resampled pixel is left out of the median.
 
     ``maskpt`` × the sigma-clipped (3σ, 5 iterations) mean of the finite,
     non-zero weights.  Returns 0.0 (nothing is left out) when there is no
-    such weight.
+    such weight.  float32 weights (the drizzle's) are reduced in place by the
+    ``outlier_stats`` window kernels (exact median, the same kept sets; the
+    mean agrees with :func:`sigma_clipped_mean` to rounding); other dtypes go
+    through :func:`sigma_clipped_mean`.
     """
     m = _check_maskpt(maskpt)
     w = np.asarray(weight)
     if w.ndim != 2:
         raise ParameterError(f"weight must be a 2-D array, got shape {w.shape}")
-    good = w[np.isfinite(w) & (w != 0)]
-    if good.size == 0:
+    if w.dtype == np.float32:
+        mean, count = _clipped_mean_float32(np.ascontiguousarray(w), 3.0, 5, True)
+    else:
+        good = w[np.isfinite(w) & (w != 0)]
+        count = good.size
+        mean = sigma_clipped_mean(good, sigma=3.0, maxiters=5) if count else math.nan
+    if count == 0:
         log.warning("weight map has no finite non-zero value; no pixel is masked by maskpt")
         return 0.0
-    return m * sigma_clipped_mean(good, sigma=3.0, maxiters=5)
+    return m * mean
 
 
 # --------------------------------------------------------------------------- median
@@ -346,11 +427,8 @@ def _median_of_stream(planes, maskpt, nlow, nhigh, thresholds, offsets, tile_row
                 raise ParameterError(f"planes[{k}] has shape {d.shape}, expected {shape}")
             mm = np.lib.format.open_memmap(workdir / f"plane_{k:04d}.npy", mode="w+",
                                            dtype=np.float32, shape=shape)
-            mm[...] = d
-            if off_given is not None:
-                if k >= off_given.size:
-                    raise ParameterError(f"offsets has {off_given.size} values; more planes given")
-                mm -= off_given[k]
+            if off_given is not None and k >= off_given.size:
+                raise ParameterError(f"offsets has {off_given.size} values; more planes given")
             if w is not None or thr_given is not None:
                 if w is None:
                     raise ParameterError(f"thresholds given but planes[{k}] has no weight")
@@ -363,9 +441,21 @@ def _median_of_stream(planes, maskpt, nlow, nhigh, thresholds, offsets, tile_row
                         raise ParameterError(
                             f"thresholds has {thr_given.size} values; more planes given")
                     t = thr_given[k]
+                    cmp = t  # a float64 scalar: compared in float64
                 else:
                     t = weight_threshold(w, maskpt)
-                mm[~(w >= t)] = np.nan
+                    # a Python float meets float32 weights as a float32
+                    cmp = float(np.float32(t)) if w.dtype == np.float32 else t
+                if w.dtype == np.float32:
+                    _k.threshold_copy(np.ascontiguousarray(d, dtype=np.float32),
+                                      np.ascontiguousarray(w), cmp, mm)
+                else:
+                    mm[...] = d
+                    mm[~(w >= cmp)] = np.nan
+            else:
+                mm[...] = d
+            if off_given is not None:
+                mm -= off_given[k]  # NaN (masked) values stay NaN
             mm.flush()
             spilled.append(mm)
             del d, w
@@ -450,12 +540,8 @@ def derivative_image(image) -> np.ndarray:
 
 # --------------------------------------------------------------------------- blotting
 
-#: Margin (grid pixels) around the positions sampled from one tile of the median: the
-#: cubic B-spline prefilter's influence falls as 0.268**n, below 1e-9 of a value at 16.
-_SPLINE_MARGIN = 16
 #: Grid pixels this close to a NaN of the median are sampled bilinearly instead.
 _NAN_GUARD = 3
-_BLOT_BLOCK = 512
 
 
 def resampling_blur_variance(kernel: str, pixfrac: float, pixel_scale_ratio: float) -> float:
@@ -487,25 +573,85 @@ def resampling_blur_variance(kernel: str, pixfrac: float, pixel_scale_ratio: flo
     return 0.0
 
 
-def _sharpened(tile: np.ndarray, variance: float) -> np.ndarray:
-    """``tile − (variance/2)·∇²tile`` (5-point Laplacian, edges replicated)."""
-    if variance <= 0:
-        return tile
-    p = np.pad(tile, 1, mode="edge")
-    lap = p[1:-1, :-2] + p[1:-1, 2:] + p[:-2, 1:-1] + p[2:, 1:-1] - 4.0 * tile
-    return tile - (0.5 * variance) * lap
-
-
-def _blot_threads(num_threads, nblocks: int) -> int:
+def _blot_threads(num_threads) -> int:
     if num_threads is None:
         env = os.environ.get("OMP_NUM_THREADS", "")
         num_threads = int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
     if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
         raise ParameterError(f"num_threads={num_threads!r}: must be a positive integer or None")
-    return int(min(num_threads, nblocks))
+    return int(num_threads)
 
 
-def blot_median(median, pixmap, *, blur_variance: float = 0.0, block: int = _BLOT_BLOCK,
+def _in_threads(func, items, workers: int) -> None:
+    if workers > 1 and len(items) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(workers, len(items))) as pool:
+            list(pool.map(func, items))
+    else:
+        for item in items:
+            func(item)
+
+
+def _finite_median(image: np.ndarray) -> float:
+    """Exact median of the finite values of a float32 image (NaN when there is none)."""
+    n, hist = _k.window_count(image, -math.inf, math.inf, False)
+    if n == 0:
+        return math.nan
+    return float(_window_median(image, -math.inf, math.inf, False, n, hist)[0])
+
+
+class PreparedMedian:
+    """A median image made ready for :func:`blot_median`, to blot it onto many inputs.
+
+    Holds the float32 median, its cubic B-spline coefficients (float64, the shape of
+    the median) after filling non-finite values with the median of the finite ones
+    and sharpening by ``blur_variance``, and the mask of grid pixels within 3 pixels
+    of a non-finite value.  Building it costs about one pass of the blot; keep it
+    while blotting the same median onto several inputs.
+    """
+
+    def __init__(self, median, blur_variance: float = 0.0, *, num_threads: int | None = None):
+        from scipy import ndimage
+
+        med = _as_2d_float32(median, "median")
+        v = _check_finite(blur_variance, "blur_variance")
+        if not 0.0 <= v <= 0.5:
+            raise ParameterError(
+                f"blur_variance={blur_variance!r}: must be in [0, 0.5] (median pixels²)")
+        nth = _blot_threads(num_threads)
+        near = _blot.near_nonfinite(med, _NAN_GUARD, nth)
+        fill = 0.0
+        if near.any():
+            fill = _finite_median(med)
+            if not math.isfinite(fill):
+                fill = 0.0  # no finite value at all: every blot is NaN anyway
+        coef = _blot.sharpen_fill(med, fill, 0.5 * v, nth)
+        # the prefilter along one axis treats the lines along it independently: split
+        # the other axis among threads (scipy.ndimage releases the GIL); axis 0 first,
+        # as scipy.ndimage.spline_filter does
+        gy, gx = coef.shape
+        parts = max(1, min(nth, 8))
+        cols = [slice(gx * k // parts, gx * (k + 1) // parts) for k in range(parts)]
+        rows = [slice(gy * k // parts, gy * (k + 1) // parts) for k in range(parts)]
+        if gy > 1:
+            _in_threads(lambda sl: ndimage.spline_filter1d(
+                coef[:, sl], order=3, axis=0, output=coef[:, sl], mode="mirror"), cols, nth)
+        if gx > 1:
+            _in_threads(lambda sl: ndimage.spline_filter1d(
+                coef[sl], order=3, axis=1, output=coef[sl], mode="mirror"), rows, nth)
+        self.median = med
+        self.blur_variance = v
+        self.fill = fill
+        self.coefficients = coef
+        self.near_nan = near
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.median.shape
+
+
+def blot_median(median, pixmap, *, blur_variance: float | None = None,
                 num_threads: int | None = None) -> np.ndarray:
     """The median sampled at an input image's pixel centres, for :func:`flag_resampled_crs`.
 
@@ -517,88 +663,54 @@ def blot_median(median, pixmap, *, blur_variance: float = 0.0, block: int = _BLO
     ``|sci − blot|`` exceeds ``scale·deriv`` in the cores.  Here the median is
 
     1. sharpened by the drizzle's smoothing to first order,
-       ``m − (blur_variance/2)·∇²m`` (``blur_variance`` in median pixels², per axis),
-    2. sampled with cubic B-spline interpolation (no smoothing at low frequencies),
+       ``m − (blur_variance/2)·∇²m`` (``blur_variance`` in median pixels², per axis;
+       5-point Laplacian with the edge values repeated),
+    2. sampled with cubic B-spline interpolation (no smoothing at low frequencies;
+       mirror extension at the median's edges).
 
-    tile by tile (``block`` × ``block`` input pixels at a time, memory bounded).
-    Positions within 3 median pixels of a NaN of the median, and the image's own
-    last row/column, use the bilinear blot; positions the bilinear blot leaves NaN
-    (outside the median or on its NaN) stay NaN.
+    Non-finite median values are replaced by the median of the finite ones for the
+    spline; positions within 3 median pixels of one (``rint`` of the position), and
+    positions on the median's last row/column, use the bilinear blot; positions the
+    bilinear blot leaves NaN (outside the median or on its NaN) stay NaN.
 
     Parameters
     ----------
-    median : 2-D array
-        The median image (NaN = no data).
+    median : 2-D array or PreparedMedian
+        The median image (NaN = no data), or a :class:`PreparedMedian` of it (to blot
+        one median onto several inputs without preparing it again).
     pixmap : float array [ny, nx, 2]
         Position (X, Y) in the median's frame of every input pixel (NaN = unmapped).
-    blur_variance : float
-        Per-axis smoothing variance of the median, in [0, 0.5] median pixels².
+    blur_variance : float or None
+        Per-axis smoothing variance of the median, in [0, 0.5] median pixels²
+        (None: 0, or the prepared median's; a prepared median must have been made
+        with the same value).
     num_threads : int or None
-        Threads working on separate blocks (None: ``OMP_NUM_THREADS`` if set, else the
-        number of CPUs).  The result does not depend on it.
+        Threads (None: ``OMP_NUM_THREADS`` if set, else the number of CPUs).  The
+        result does not depend on it.
 
     Returns
     -------
     numpy.ndarray
         float32 [ny, nx].
     """
-    from scipy import ndimage
-
-    from romancore.algorithms.drizzle import blot as blot_bilinear
-
-    med = _as_2d_float32(median, "median")
-    v = _check_finite(blur_variance, "blur_variance")
-    if not 0.0 <= v <= 0.5:
-        raise ParameterError(f"blur_variance={blur_variance!r}: must be in [0, 0.5] (median pixels²)")
-    block = _check_nonneg_int(block, "block")
-    if block < 16:
-        raise ParameterError(f"block={block!r}: must be at least 16")
-    out = blot_bilinear(med, pixmap, fillval=np.nan)
-    pm = np.asarray(pixmap)
-    ny, nx = out.shape
-    gy, gx = med.shape
-
-    def one_block(corner):
-        by, bx = corner
-        lin = out[by:by + block, bx:bx + block]
-        use = np.isfinite(lin)
-        if not use.any():
-            return
-        X = pm[by:by + block, bx:bx + block, 0][use]
-        Y = pm[by:by + block, bx:bx + block, 1][use]
-        ya = max(int(math.floor(Y.min())) - _SPLINE_MARGIN, 0)
-        yb = min(int(math.floor(Y.max())) + _SPLINE_MARGIN + 2, gy)
-        xa = max(int(math.floor(X.min())) - _SPLINE_MARGIN, 0)
-        xb = min(int(math.floor(X.max())) + _SPLINE_MARGIN + 2, gx)
-        tile = med[ya:yb, xa:xb].astype(np.float64)
-        bad = ~np.isfinite(tile)
-        if bad.any():
-            tile[bad] = np.median(tile[~bad])  # the bilinear result is kept near these
-        coeff = ndimage.spline_filter(_sharpened(tile, v), order=3, mode="mirror")
-        vals = ndimage.map_coordinates(coeff, [Y - ya, X - xa], order=3, prefilter=False,
-                                       mode="mirror")
-        keep = np.ones(vals.shape, bool)
-        if bad.any():
-            near = ndimage.binary_dilation(bad, np.ones((2 * _NAN_GUARD + 1,) * 2, bool))
-            iy = np.clip(np.rint(Y).astype(np.intp) - ya, 0, tile.shape[0] - 1)
-            ix = np.clip(np.rint(X).astype(np.intp) - xa, 0, tile.shape[1] - 1)
-            keep = ~near[iy, ix]
-        keep &= (X <= gx - 1) & (Y <= gy - 1)
-        lin[use] = np.where(keep, vals, lin[use]).astype(np.float32)
-
-    corners = [(by, bx) for by in range(0, ny, block) for bx in range(0, nx, block)]
-    # blocks are independent and write disjoint parts of ``out``; scipy.ndimage releases
-    # the GIL, so threads share the work
-    workers = _blot_threads(num_threads, len(corners))
-    if workers > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(one_block, corners))
+    nth = _blot_threads(num_threads)
+    if isinstance(median, PreparedMedian):
+        if blur_variance is not None and _check_finite(blur_variance, "blur_variance") \
+                != median.blur_variance:
+            raise ParameterError(
+                f"blur_variance={blur_variance!r}: the prepared median was sharpened by "
+                f"{median.blur_variance!r}")
+        prepared = median
     else:
-        for corner in corners:
-            one_block(corner)
-    return out
+        prepared = PreparedMedian(median, 0.0 if blur_variance is None else blur_variance,
+                                  num_threads=nth)
+    pm = np.asarray(pixmap)
+    if pm.ndim != 3 or pm.shape[2] != 2:
+        raise ParameterError(f"pixmap must have shape (ny, nx, 2), got {pm.shape}")
+    if pm.dtype.kind != "f":
+        raise ParameterError(f"pixmap must be floating point, got dtype {pm.dtype}")
+    pm = np.ascontiguousarray(pm, dtype=np.float64)
+    return _blot.spline_blot(prepared.median, prepared.coefficients, prepared.near_nan, pm, nth)
 
 
 def flag_resampled_crs(
