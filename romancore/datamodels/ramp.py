@@ -249,7 +249,7 @@ class RampCalibration:
             "err": result.err,
             "var_poisson": result.var_poisson,
             "var_rnoise": result.var_rnoise,
-            "chisq": np.zeros_like(result.slope),
+            "chisq": np.zeros(result.slope.shape, np.float32),  # calloc: no serial fill
             "dumo": dumo,
         }
         for name in ("amp33", "border_ref_pix_left", "border_ref_pix_right", "border_ref_pix_top",
