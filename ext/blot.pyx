@@ -4,6 +4,8 @@
 * :func:`sharpen_fill` - the median with non-finite values replaced by a fill
   value and sharpened by ``c - h * laplacian(c)`` (5-point Laplacian, edges
   replicated), as float64: the input of the cubic B-spline prefilter;
+* :func:`spline_prefilter` - the cubic B-spline interpolation coefficients
+  of an image (mirror boundary), in place;
 * :func:`near_nonfinite` - where a non-finite median value lies within a
   (2g+1)^2 box;
 * :func:`spline_blot` - per input pixel, the cubic B-spline interpolation of
@@ -17,7 +19,7 @@ over rows.
 import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange
-from libc.math cimport isfinite, NAN
+from libc.math cimport fabs, isfinite, sqrt, NAN
 
 ctypedef cnp.uint8_t u8
 
@@ -65,6 +67,137 @@ def sharpen_fill(const float[:, ::1] med, double fill, double half_variance, int
         _sharpen_row(&med[yu, 0], &med[y, 0], &med[yd, 0], &out[y, 0], nx, fill,
                      half_variance)
     return out_a
+
+
+# --------------------------------------------------------------------------- prefilter
+# Cubic B-spline interpolation coefficients (Unser's recursive filter): one pole
+# z = sqrt(3) - 2, gain (1 - z)(1 - 1/z) = 6; mirror-symmetric extension of each
+# line (period 2n - 2).  The causal initial value is the sum over the mirrored
+# line, truncated after _HORIZON terms for long lines (|z|**60 < 1e-34).
+cdef enum:
+    _HORIZON = 60
+
+
+cdef void _filter_line(double *c, Py_ssize_t n, Py_ssize_t stride, double z) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double zi, zn1, acc
+    if n < 2:
+        return
+    for i in range(n):
+        c[i * stride] = 6.0 * c[i * stride]
+    if n <= _HORIZON:
+        # exact: sum_k z^k c~[k] over one period of the mirrored line
+        zn1 = 1.0
+        for i in range(n - 1):
+            zn1 = zn1 * z
+        acc = c[0] + zn1 * c[(n - 1) * stride]
+        zi = z
+        for i in range(1, n - 1):
+            acc = acc + zi * (c[i * stride] + zn1 * c[(n - 1 - i) * stride])
+            zi = zi * z
+        c[0] = acc / (1.0 - zn1 * zn1)
+    else:
+        acc = c[0]
+        zi = z
+        for i in range(1, _HORIZON):
+            acc = acc + zi * c[i * stride]
+            zi = zi * z
+        c[0] = acc
+    for i in range(1, n):
+        c[i * stride] = c[i * stride] + z * c[(i - 1) * stride]
+    c[(n - 1) * stride] = (z / (z * z - 1.0)) * (c[(n - 1) * stride] + z * c[(n - 2) * stride])
+    for i in range(n - 2, -1, -1):
+        c[i * stride] = z * (c[(i + 1) * stride] - c[i * stride])
+
+
+cdef void _filter_columns(double *c, Py_ssize_t ny, Py_ssize_t nx, Py_ssize_t x0,
+                          Py_ssize_t x1, double z, double *acc) noexcept nogil:
+    # The same recursion along axis 0 for columns x0:x1, one row of the band at a time
+    # (contiguous inner loops).  ``acc`` holds x1 - x0 doubles.
+    cdef Py_ssize_t y, x, w = x1 - x0, k
+    cdef double zi, zn1, g = z / (z * z - 1.0)
+    cdef double *r
+    cdef double *q
+    if ny < 2:
+        return
+    for y in range(ny):
+        r = c + y * nx + x0
+        for x in range(w):
+            r[x] = 6.0 * r[x]
+    if ny <= _HORIZON:
+        zn1 = 1.0
+        for k in range(ny - 1):
+            zn1 = zn1 * z
+        r = c + x0
+        q = c + (ny - 1) * nx + x0
+        for x in range(w):
+            acc[x] = r[x] + zn1 * q[x]
+        zi = z
+        for k in range(1, ny - 1):
+            r = c + k * nx + x0
+            q = c + (ny - 1 - k) * nx + x0
+            for x in range(w):
+                acc[x] = acc[x] + zi * (r[x] + zn1 * q[x])
+            zi = zi * z
+        r = c + x0
+        for x in range(w):
+            r[x] = acc[x] / (1.0 - zn1 * zn1)
+    else:
+        r = c + x0
+        for x in range(w):
+            acc[x] = r[x]
+        zi = z
+        for k in range(1, _HORIZON):
+            r = c + k * nx + x0
+            for x in range(w):
+                acc[x] = acc[x] + zi * r[x]
+            zi = zi * z
+        r = c + x0
+        for x in range(w):
+            r[x] = acc[x]
+    for y in range(1, ny):
+        r = c + y * nx + x0
+        q = r - nx
+        for x in range(w):
+            r[x] = r[x] + z * q[x]
+    r = c + (ny - 1) * nx + x0
+    q = r - nx
+    for x in range(w):
+        r[x] = g * (r[x] + z * q[x])
+    for y in range(ny - 2, -1, -1):
+        r = c + y * nx + x0
+        q = r + nx
+        for x in range(w):
+            r[x] = z * (q[x] - r[x])
+
+
+def spline_prefilter(double[:, ::1] coef, int nthreads=1):
+    """Replace ``coef`` (in place) by its cubic B-spline coefficients, mirror boundary.
+
+    Axis 0 first, then axis 1, as ``scipy.ndimage.spline_filter(order=3,
+    mode="mirror")``; agrees with it to rounding (the causal initial sums of
+    lines longer than 60 pixels are truncated where ``|z|**k < 1e-34``).
+    """
+    cdef Py_ssize_t ny = coef.shape[0], nx = coef.shape[1], y, b, nb, x0, x1
+    cdef double z = sqrt(3.0) - 2.0
+    cdef double *base
+    cdef double *acc
+    if ny == 0 or nx == 0:
+        return
+    if nthreads < 1:
+        nthreads = 1
+    base = &coef[0, 0]
+    # column bands of 256 (2 kB of accumulators per band)
+    nb = (nx + 255) // 256
+    acc_arr = np.empty((nb, 256), dtype=np.float64)
+    cdef double[:, ::1] accs = acc_arr
+    acc = &accs[0, 0]
+    for b in prange(nb, nogil=True, schedule="dynamic", num_threads=nthreads):
+        x0 = b * 256
+        x1 = x0 + 256 if x0 + 256 < nx else nx
+        _filter_columns(base, ny, nx, x0, x1, z, acc + b * 256)
+    for y in prange(ny, nogil=True, schedule="static", num_threads=nthreads):
+        _filter_line(base + y * nx, nx, 1, z)
 
 
 def near_nonfinite(const float[:, ::1] med, int guard, int nthreads=1):

@@ -36,31 +36,65 @@ cdef inline void _insertion_sort(float *v, Py_ssize_t n) noexcept nogil:
         v[j + 1] = key
 
 
+cdef inline void _cswap(float *v, Py_ssize_t i, Py_ssize_t j) noexcept nogil:
+    # compare-exchange without branches (minss / maxss); values are never NaN here
+    cdef float a = v[i], b = v[j]
+    v[i] = b if b < a else a
+    v[j] = a if b < a else b
+
+
+cdef inline void _sort_upto4(float *v, Py_ssize_t n) noexcept nogil:
+    # Sorting networks for the common short stacks (one value per exposure group):
+    # the same order as the insertion sort, without its unpredictable branches.
+    if n == 2:
+        _cswap(v, 0, 1)
+    elif n == 3:
+        _cswap(v, 0, 1)
+        _cswap(v, 1, 2)
+        _cswap(v, 0, 1)
+    elif n == 4:
+        _cswap(v, 0, 1)
+        _cswap(v, 2, 3)
+        _cswap(v, 0, 2)
+        _cswap(v, 1, 3)
+        _cswap(v, 1, 2)
+
+
 cdef void _median_row(const float[:, :, ::1] data, const float[:, :, ::1] weight,
                       const double[::1] thresholds, bint use_weight, int nlow, int nhigh,
                       Py_ssize_t y, float *buf, float[:, ::1] o) noexcept nogil:
-    cdef Py_ssize_t n = data.shape[0], nx = data.shape[2], x, k, m, keep, lo
+    # Raw row pointers: stores through a memoryview would force the compiler to
+    # reload the array descriptors after every store (-fno-strict-aliasing).
+    cdef Py_ssize_t n = data.shape[0], ny = data.shape[1], nx = data.shape[2]
+    cdef Py_ssize_t x, k, m, keep, lo, plane = ny * nx
+    cdef const float *d = &data[0, y, 0]
+    cdef const float *w = &weight[0, y, 0] if use_weight else NULL
+    cdef const double *t = &thresholds[0] if use_weight else NULL
+    cdef float *out = &o[y, 0]
     cdef float v
     for x in range(nx):
         m = 0
         for k in range(n):
-            v = data[k, y, x]
+            v = d[k * plane + x]
             if isnan(v):
                 continue
-            if use_weight and not (weight[k, y, x] >= thresholds[k]):
+            if use_weight and not (w[k * plane + x] >= t[k]):
                 continue
             buf[m] = v
             m = m + 1
         keep = m - nlow - nhigh
         if keep <= 0:
-            o[y, x] = NAN
+            out[x] = NAN
             continue
-        _insertion_sort(buf, m)
+        if m <= 4:
+            _sort_upto4(buf, m)
+        else:
+            _insertion_sort(buf, m)
         lo = nlow + (keep - 1) / 2
         if keep % 2 == 1:
-            o[y, x] = buf[lo]
+            out[x] = buf[lo]
         else:
-            o[y, x] = 0.5 * (buf[lo] + buf[lo + 1])
+            out[x] = 0.5 * (buf[lo] + buf[lo + 1])
 
 
 def median_stack(const float[:, :, ::1] data, const float[:, :, ::1] weight,
@@ -116,31 +150,35 @@ def median_stack(const float[:, :, ::1] data, const float[:, :, ::1] weight,
 
 cdef void _deriv_row(const float[:, ::1] img, Py_ssize_t y, float[:, ::1] o) noexcept nogil:
     cdef Py_ssize_t ny = img.shape[0], nx = img.shape[1], x
+    cdef const float *row = &img[y, 0]
+    cdef const float *up = &img[y - 1, 0] if y > 0 else NULL
+    cdef const float *down = &img[y + 1, 0] if y + 1 < ny else NULL
+    cdef float *out = &o[y, 0]
     cdef float c, d, best
     for x in range(nx):
-        c = img[y, x]
+        c = row[x]
         if isnan(c):
-            o[y, x] = NAN
+            out[x] = NAN
             continue
         # NaN differences fail "d > best" and are skipped.
         best = 0.0
         if x > 0:
-            d = fabs(c - img[y, x - 1])
+            d = fabs(c - row[x - 1])
             if d > best:
                 best = d
         if x + 1 < nx:
-            d = fabs(c - img[y, x + 1])
+            d = fabs(c - row[x + 1])
             if d > best:
                 best = d
-        if y > 0:
-            d = fabs(c - img[y - 1, x])
+        if up != NULL:
+            d = fabs(c - up[x])
             if d > best:
                 best = d
-        if y + 1 < ny:
-            d = fabs(c - img[y + 1, x])
+        if down != NULL:
+            d = fabs(c - down[x])
             if d > best:
                 best = d
-        o[y, x] = best
+        out[x] = best
 
 
 def abs_derivative(const float[:, ::1] img):
@@ -173,24 +211,29 @@ cdef inline u8 _exceeds(float s, float b, float e, float dv, double backg,
 cdef void _m1_row(const float[:, ::1] sci, const float[:, ::1] err,
                   const float[:, ::1] blot, const float[:, ::1] deriv, double backg,
                   double snr, double scale, Py_ssize_t y, u8[:, ::1] m1) noexcept nogil:
-    cdef Py_ssize_t x
-    for x in range(sci.shape[1]):
-        m1[y, x] = _exceeds(sci[y, x], blot[y, x], err[y, x], deriv[y, x], backg, snr, scale)
+    cdef Py_ssize_t x, nx = sci.shape[1]
+    cdef const float *s = &sci[y, 0]
+    cdef const float *e = &err[y, 0]
+    cdef const float *b = &blot[y, 0]
+    cdef const float *d = &deriv[y, 0]
+    cdef u8 *m = &m1[y, 0]
+    for x in range(nx):
+        m[x] = _exceeds(s[x], b[x], e[x], d[x], backg, snr, scale)
 
 
 cdef void _grow_row(const u8[:, ::1] m1, int grow, Py_ssize_t y, u8[:, ::1] rows) noexcept nogil:
     # Dilation along a row; the column pass follows in _final_row.
     cdef Py_ssize_t nx = m1.shape[1], x, j, j0, j1
+    cdef const u8 *m = &m1[y, 0]
+    cdef u8 *r = &rows[y, 0]
     cdef u8 hit
     for x in range(nx):
         j0 = x - grow if x >= grow else 0
         j1 = x + grow if x + grow < nx else nx - 1
         hit = 0
         for j in range(j0, j1 + 1):
-            if m1[y, j]:
-                hit = 1
-                break
-        rows[y, x] = hit
+            hit = hit | m[j]
+        r[x] = 1 if hit else 0
 
 
 cdef void _final_row(const float[:, ::1] sci, const float[:, ::1] err,
@@ -198,20 +241,24 @@ cdef void _final_row(const float[:, ::1] sci, const float[:, ::1] err,
                      double snr, double scale, int grow, const u8[:, ::1] rows,
                      Py_ssize_t y, u8[:, ::1] o) noexcept nogil:
     cdef Py_ssize_t ny = sci.shape[0], nx = sci.shape[1], x, j, j0, j1
+    cdef const float *s = &sci[y, 0]
+    cdef const float *e = &err[y, 0]
+    cdef const float *b = &blot[y, 0]
+    cdef const float *d = &deriv[y, 0]
+    cdef const u8 *r
+    cdef u8 *out = &o[y, 0]
     cdef u8 hit
     j0 = y - grow if y >= grow else 0
     j1 = y + grow if y + grow < ny else ny - 1
+    r = &rows[j0, 0]
     for x in range(nx):
         hit = 0
-        for j in range(j0, j1 + 1):
-            if rows[j, x]:
-                hit = 1
-                break
+        for j in range(j1 - j0 + 1):
+            hit = hit | r[j * nx + x]
         if hit:
-            o[y, x] = _exceeds(sci[y, x], blot[y, x], err[y, x], deriv[y, x],
-                               backg, snr, scale)
+            out[x] = _exceeds(s[x], b[x], e[x], d[x], backg, snr, scale)
         else:
-            o[y, x] = 0
+            out[x] = 0
 
 
 def cr_mask(const float[:, ::1] sci, const float[:, ::1] err,
@@ -258,9 +305,13 @@ def cr_mask(const float[:, ::1] sci, const float[:, ::1] err,
 cdef void _diff_row(const float[:, ::1] sci, const float[:, ::1] err,
                     const float[:, ::1] median, double backg, double snr,
                     Py_ssize_t y, u8[:, ::1] o) noexcept nogil:
-    cdef Py_ssize_t x
-    for x in range(sci.shape[1]):
-        o[y, x] = _exceeds(sci[y, x], median[y, x], err[y, x], 0.0, backg, snr, 0.0)
+    cdef Py_ssize_t x, nx = sci.shape[1]
+    cdef const float *s = &sci[y, 0]
+    cdef const float *e = &err[y, 0]
+    cdef const float *m = &median[y, 0]
+    cdef u8 *out = &o[y, 0]
+    for x in range(nx):
+        out[x] = _exceeds(s[x], m[x], e[x], 0.0, backg, snr, 0.0)
 
 
 def abs_diff_mask(const float[:, ::1] sci, const float[:, ::1] err,
@@ -453,17 +504,20 @@ def window_refine(const float[:, ::1] v, double lo, double hi, bint skip_zero,
     return int(n), s1 + e1, s2 + e2, pa_arr.sum(axis=0), pb_arr.sum(axis=0)
 
 
+cdef void _threshold_row(const float *d, const float *w, double threshold, float *o,
+                         Py_ssize_t nx) noexcept nogil:
+    cdef Py_ssize_t x
+    for x in range(nx):
+        o[x] = d[x] if <double> w[x] >= threshold else NAN
+
+
 def threshold_copy(const float[:, ::1] data, const float[:, ::1] weight, double threshold,
                    float[:, ::1] out):
     """``out = data`` where ``weight >= threshold`` (compared in double), else NaN."""
-    cdef Py_ssize_t ny = data.shape[0], nx = data.shape[1], y, x
+    cdef Py_ssize_t ny = data.shape[0], nx = data.shape[1], y
     if weight.shape[0] != ny or weight.shape[1] != nx or out.shape[0] != ny \
             or out.shape[1] != nx:
         raise ValueError("data, weight and out must have the same shape")
     cdef int nth = _threads_for(ny * nx)
     for y in prange(ny, nogil=True, schedule="static", num_threads=nth):
-        for x in range(nx):
-            if <double> weight[y, x] >= threshold:
-                out[y, x] = data[y, x]
-            else:
-                out[y, x] = NAN
+        _threshold_row(&data[y, 0], &weight[y, 0], threshold, &out[y, 0], nx)

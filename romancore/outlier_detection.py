@@ -193,11 +193,22 @@ def outlier_detection(
 
     grid = output_grid(container, None, resample_on_skycell=resample_on_skycell)
 
-    def resampled_groups():
+    def resampled_groups(reuse: bool):
+        # ``reuse``: the consumer is done with a group's planes before it asks for the
+        # next one (the streamed median spills each plane), so one pair of output
+        # arrays serves every group (no fresh pages to fault in per group)
+        out_data = out_weight = None
         for idx in groups:
+            if reuse:
+                if out_data is None:
+                    out_data = np.empty(grid.shape, np.float32)
+                    out_weight = np.empty(grid.shape, np.float32)
+                out_data.fill(np.nan)
+                out_weight.fill(0.0)
             driz = Drizzler(grid.shape, kernel=kernel, pixfrac=pixfrac, fillval=fillval,
                             want_context=False, pixel_scale_ratio=grid.pixel_scale_ratio,
-                            allowed_memory=allowed_memory)
+                            allowed_memory=allowed_memory, out_data=out_data,
+                            out_weight=out_weight)
             for i in idx:
                 model = container[i]
                 name = member_name(container, i, model)
@@ -214,11 +225,12 @@ def outlier_detection(
             yield res.data, res.weight
 
     if in_memory:
-        median = median_of_resampled(list(resampled_groups()), maskpt=maskpt, nlow=nlow, nhigh=nhigh)
+        median = median_of_resampled(list(resampled_groups(False)), maskpt=maskpt, nlow=nlow,
+                                     nhigh=nhigh)
     else:
         with tempfile.TemporaryDirectory(prefix="romancore_outlier_") as spill:
-            median = median_of_resampled(resampled_groups(), maskpt=maskpt, nlow=nlow, nhigh=nhigh,
-                                         spill_dir=spill)
+            median = median_of_resampled(resampled_groups(True), maskpt=maskpt, nlow=nlow,
+                                         nhigh=nhigh, spill_dir=spill)
     if save_intermediate_results:
         _save_median(median, grid, outdir, product)
 

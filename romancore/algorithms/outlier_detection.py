@@ -582,17 +582,6 @@ def _blot_threads(num_threads) -> int:
     return int(num_threads)
 
 
-def _in_threads(func, items, workers: int) -> None:
-    if workers > 1 and len(items) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(min(workers, len(items))) as pool:
-            list(pool.map(func, items))
-    else:
-        for item in items:
-            func(item)
-
-
 def _finite_median(image: np.ndarray) -> float:
     """Exact median of the finite values of a float32 image (NaN when there is none)."""
     n, hist = _k.window_count(image, -math.inf, math.inf, False)
@@ -612,8 +601,6 @@ class PreparedMedian:
     """
 
     def __init__(self, median, blur_variance: float = 0.0, *, num_threads: int | None = None):
-        from scipy import ndimage
-
         med = _as_2d_float32(median, "median")
         v = _check_finite(blur_variance, "blur_variance")
         if not 0.0 <= v <= 0.5:
@@ -627,19 +614,7 @@ class PreparedMedian:
             if not math.isfinite(fill):
                 fill = 0.0  # no finite value at all: every blot is NaN anyway
         coef = _blot.sharpen_fill(med, fill, 0.5 * v, nth)
-        # the prefilter along one axis treats the lines along it independently: split
-        # the other axis among threads (scipy.ndimage releases the GIL); axis 0 first,
-        # as scipy.ndimage.spline_filter does
-        gy, gx = coef.shape
-        parts = max(1, min(nth, 8))
-        cols = [slice(gx * k // parts, gx * (k + 1) // parts) for k in range(parts)]
-        rows = [slice(gy * k // parts, gy * (k + 1) // parts) for k in range(parts)]
-        if gy > 1:
-            _in_threads(lambda sl: ndimage.spline_filter1d(
-                coef[:, sl], order=3, axis=0, output=coef[:, sl], mode="mirror"), cols, nth)
-        if gx > 1:
-            _in_threads(lambda sl: ndimage.spline_filter1d(
-                coef[sl], order=3, axis=1, output=coef[sl], mode="mirror"), rows, nth)
+        _blot.spline_prefilter(coef, nth)
         self.median = med
         self.blur_variance = v
         self.fill = fill
