@@ -178,37 +178,37 @@ DEF MAXAUX = 8
 MAX_VARIANCE_PLANES = MAXAUX
 
 
-cdef inline void _sweep_rows(double* A, Py_ssize_t ni, Py_ssize_t r, Py_ssize_t j0, Py_ssize_t j1,
-                             double width, double ya, double yb, double sgn) noexcept nogil:
+cdef inline void _sweep_rows(double* A, Py_ssize_t ni, Py_ssize_t r, Py_ssize_t nj,
+                             double width, double va, double vb, double sgn) noexcept nogil:
     """Add the signed area between one edge piece and each row's bottom to column r of A.
 
-    The piece spans ``width`` in x with the edge going from ``ya`` to ``yb``.
-    Rows wholly below the piece get ``width``; the sweep stops at the first row
-    wholly above it; rows it crosses get the integral of clip(y - bottom, 0, 1),
-    computed with one division per piece, ``width / (ymax - ymin)``, shared by
-    all the rows that cut it (:func:`_clip_integral` written with that ratio).
+    Block-local coordinates: row m spans heights [m, m + 1].  The piece spans
+    ``width`` in x with the edge going from height ``va`` to ``vb``.  Rows
+    wholly below the piece get ``width``; the sweep stops at the first row
+    wholly above it; rows it crosses get the integral of clip(v - m, 0, 1)
+    (:func:`_clip_integral`), the crossing cases written with one shared
+    division per piece, ``width / (vmax - vmin)``.
     """
-    cdef double ymn, ymx, lo, ha, hb, p, q, rw = -1.0, v
-    cdef Py_ssize_t jj
-    if ya < yb:
-        ymn = ya
-        ymx = yb
+    cdef double ymn, ymx, ha, hb, p, q, rw = -1.0, v
+    cdef Py_ssize_t m
+    if va < vb:
+        ymn = va
+        ymx = vb
     else:
-        ymn = yb
-        ymx = ya
-    for jj in range(j0, j1 + 1):
-        lo = jj - 0.5
-        if ymx <= lo:
+        ymn = vb
+        ymx = va
+    for m in range(nj):
+        if ymx <= m:
             break
-        if ymn >= lo + 1.0:
-            A[(jj - j0) * ni + r] += sgn * width
+        if ymn >= m + 1:
+            A[m * ni + r] += sgn * width
             continue
-        ha = ya - lo
-        hb = yb - lo
+        ha = va - m
+        hb = vb - m
         if ha >= 0.0 and ha <= 1.0 and hb >= 0.0 and hb <= 1.0:
-            A[(jj - j0) * ni + r] += sgn * (0.5 * width * (ha + hb))
+            A[m * ni + r] += sgn * (0.5 * width * (ha + hb))
             continue
-        # the piece cuts y = lo or y = lo + 1 inside the row's x-range: ymx > ymn
+        # the piece cuts v = m or v = m + 1 inside the row's x-range: ymx > ymn
         if rw < 0.0:
             rw = width / (ymx - ymn)
             if not (rw < 1e300):
@@ -216,8 +216,8 @@ cdef inline void _sweep_rows(double* A, Py_ssize_t ni, Py_ssize_t r, Py_ssize_t 
         if rw < 0.0:
             v = _clip_integral(width, ha, hb)
         else:
-            p = ymx - lo
-            q = ymn - lo
+            p = ymx - m
+            q = ymn - m
             if q < 0.0:
                 if p <= 1.0:
                     v = (0.5 * p * p) * rw
@@ -225,7 +225,12 @@ cdef inline void _sweep_rows(double* A, Py_ssize_t ni, Py_ssize_t r, Py_ssize_t 
                     v = (p - 0.5) * rw
             else:
                 v = width - (0.5 * (1.0 - q) * (1.0 - q)) * rw
-        A[(jj - j0) * ni + r] += sgn * v
+        A[m * ni + r] += sgn * v
+
+
+cdef inline Py_ssize_t _cell(double u) noexcept nogil:
+    """floor(u) for 0 <= u < 2**62 (block-local column index)."""
+    return <Py_ssize_t>(u + 1.0) - 1
 
 
 cdef inline bint _square_overlaps(double* qx, double* qy, Py_ssize_t i0, Py_ssize_t i1,
@@ -236,14 +241,19 @@ cdef inline bint _square_overlaps(double* qx, double* qy, Py_ssize_t i0, Py_ssiz
     the edges of the signed area between the edge and the pixel's bottom,
     inside the pixel), but each edge is clipped once per output column it
     crosses and the rows are swept upwards from there (:func:`_sweep_rows`).
-    An edge that lies inside one column is a single piece whose end heights
-    are its end points, so it needs no slope (the near-vertical sides of a
-    near-unit drop); longer edges are cut at the column boundaries.  ``A`` is
-    row-major [j1-j0+1, i1-i0+1].  Returns False when the block is larger than
-    MAXCELLS (the caller then uses :func:`_boxer`).
+    Coordinates are taken relative to the block's lower-left corner, so the
+    cell boundaries are small integers.  An edge that lies inside one column
+    is a single piece whose end heights are its end points, so it needs no
+    slope (the near-vertical sides of a near-unit drop); longer edges are cut
+    at the column boundaries.  ``A`` is row-major [j1-j0+1, i1-i0+1].  Returns
+    False when the block is larger than MAXCELLS (the caller then uses
+    :func:`_boxer`).
     """
-    cdef Py_ssize_t ni = i1 - i0 + 1, nj = j1 - j0 + 1, k, ii, ca, cb
-    cdef double x1, y1, x2, y2, dx, xa, xb, ya_e, yb_e, sgn, slope, cx0, cx1, ya, yb
+    cdef Py_ssize_t ni = i1 - i0 + 1, nj = j1 - j0 + 1, k, r, ca, cb
+    cdef double u[4]
+    cdef double v[4]
+    cdef double x1, y1, x2, y2, dx, xa, xb, ya_e, yb_e, sgn, slope, cx0, cx1
+    cdef double ox = i0 - 0.5, oy = j0 - 0.5
     if ni * nj > MAXCELLS:
         return False
     if ni * nj <= 16:
@@ -253,10 +263,13 @@ cdef inline bint _square_overlaps(double* qx, double* qy, Py_ssize_t i0, Py_ssiz
         for k in range(ni * nj):
             A[k] = 0.0
     for k in range(4):
-        x1 = qx[k]
-        y1 = qy[k]
-        x2 = qx[(k + 1) & 3]
-        y2 = qy[(k + 1) & 3]
+        u[k] = qx[k] - ox
+        v[k] = qy[k] - oy
+    for k in range(4):
+        x1 = u[k]
+        y1 = v[k]
+        x2 = u[(k + 1) & 3]
+        y2 = v[(k + 1) & 3]
         dx = x2 - x1
         if dx == 0.0:
             continue
@@ -272,30 +285,27 @@ cdef inline bint _square_overlaps(double* qx, double* qy, Py_ssize_t i0, Py_ssiz
             ya_e = y2
             yb_e = y1
             sgn = -1.0
-        ca = _nearest(xa)
-        cb = _nearest(xb)
-        if ca == cb:
-            # the whole edge lies in column ca
-            if ca >= i0 and ca <= i1:
-                _sweep_rows(A, ni, ca - i0, j0, j1, xb - xa, ya_e, yb_e, sgn)
+        if xb <= 0.0 or xa >= ni:
             continue
-        if ca < i0:
-            ca = i0
-        if cb > i1:
-            cb = i1
+        # column indices in the block (-1 / ni: left of / right of it)
+        ca = _cell(xa) if xa > 0.0 else -1
+        cb = _cell(xb) if xb < ni else ni
+        if ca == cb:
+            # the whole edge lies in column ca (0 <= ca < ni here)
+            _sweep_rows(A, ni, ca, nj, xb - xa, ya_e, yb_e, sgn)
+            continue
+        if ca < 0:
+            ca = 0
+        if cb > ni - 1:
+            cb = ni - 1
         slope = (y2 - y1) / dx
-        for ii in range(ca, cb + 1):
-            cx0 = ii - 0.5
-            cx1 = ii + 0.5
-            if xa > cx0:
-                cx0 = xa
-            if xb < cx1:
-                cx1 = xb
+        for r in range(ca, cb + 1):
+            cx0 = xa if xa > r else <double>r
+            cx1 = xb if xb < r + 1 else <double>(r + 1)
             if cx1 <= cx0:
                 continue
-            ya = y1 + slope * (cx0 - x1)
-            yb = y1 + slope * (cx1 - x1)
-            _sweep_rows(A, ni, ii - i0, j0, j1, cx1 - cx0, ya, yb, sgn)
+            _sweep_rows(A, ni, r, nj, cx1 - cx0, y1 + slope * (cx0 - x1),
+                        y1 + slope * (cx1 - x1), sgn)
     return True
 
 
@@ -668,12 +678,15 @@ cdef void _combine_band(const Job* job, float* scr, Py_ssize_t by0, Py_ssize_t b
             scr[s] = 0.0
 
 
-cdef void _process_band(const Job* job, Py_ssize_t b, float* scr) noexcept nogil:
+cdef i64 _process_band(const Job* job, Py_ssize_t b, float* scr) noexcept nogil:
     """Drop every contributing input pixel onto the output rows of band b only.
 
     Input pixels are visited in input order, so every output pixel receives its
-    updates in the same order whatever the number of threads.
+    updates in the same order whatever the number of threads.  Returns the
+    number of input pixels with weight > 0 whose drop touches the output and
+    whose first output row lies in this band.
     """
+    cdef i64 nhit = 0
     cdef Py_ssize_t by0 = b * job.band_h
     cdef Py_ssize_t by1 = by0 + job.band_h - 1
     cdef Py_ssize_t i, j, p, ii, jj, i0, i1, j0, j1, li, lj, lo, hi
@@ -698,6 +711,8 @@ cdef void _process_band(const Job* job, Py_ssize_t b, float* scr) noexcept nogil
                 continue
             if not _pixel_ranges(job, i, j, qx, qy, &xlo, &xhi, &ylo, &yhi, &i0, &i1, &j0, &j1):
                 continue
+            if j0 >= by0 and j0 <= by1 and w > 0.0:
+                nhit += 1
             if j0 < by0:
                 j0 = by0
             if j1 > by1:
@@ -771,6 +786,7 @@ cdef void _process_band(const Job* job, Py_ssize_t b, float* scr) noexcept nogil
                         _deposit(job, scr, by0, jj, ii, d, f * w, f * cw, mw, mc, sq)
     if (job.do_aux or job.do_cov) and cx1 >= cx0:
         _combine_band(job, scr, by0, by1, cx0, cx1)
+    return nhit
 
 
 cdef Job _make_job(const float[:, ::1] data, const float[:, ::1] weight,
@@ -916,6 +932,17 @@ def drizzle_add(const float[:, ::1] data, const float[:, ::1] weight, const floa
     kernel, pixfrac, pscale, iscale
         Kernel code, drop-size fraction, output/input pixel-scale ratio and
         data scale factor.
+
+    ``ilo``/``ihi`` may list more input columns than reach a band (pixels whose
+    drop misses the band are skipped); with ``band_h`` equal to the output
+    height and every column listed, one band visits every input pixel once and
+    no band table is needed.
+
+    Returns
+    -------
+    int
+        Number of input pixels with weight > 0 (``do_main``) whose drop touches
+        the output (the count of :func:`band_table`).
     """
     cdef Job job = _make_job(data, weight, cweight, pixmap, do_main, do_cov, kernel, pixfrac,
                              pscale, wht.shape[0], wht.shape[1], band_h)
@@ -983,9 +1010,12 @@ def drizzle_add(const float[:, ::1] data, const float[:, ::1] weight, const floa
     job.ilo = &ilo[0, 0]
     job.ihi = &ihi[0, 0]
     stride = scratch.shape[1] * scratch.shape[2] * scratch.shape[3]
+    count_a = np.zeros(nb, dtype=np.int64)
+    cdef i64[::1] count = count_a
     for b in prange(nb, nogil=True, schedule="dynamic", num_threads=nthreads):
         t = threadid()
-        _process_band(&job, b, job.scratch + t * stride if job.scratch != NULL else NULL)
+        count[b] = _process_band(&job, b, job.scratch + t * stride if job.scratch != NULL else NULL)
+    return int(count_a.sum())
 
 
 def finalize_variance(const float[:, ::1] vsum, const float[:, ::1] vwht, double psr,

@@ -466,20 +466,29 @@ class Drizzler:
         nthreads = _threads_for(data.size, self.num_threads)
         do_cov = cover_weight is not None
         dummy = self._dummy2
-        ilo, ihi, n_hit = _kern.band_table(
-            data, weight if do_main else dummy, cover_weight if do_cov else dummy, pixmap,
-            do_main, do_cov, code, pixfrac, pscale, ny, nx, _BAND_ROWS, nthreads,
-        )
-        if do_main and n_hit == 0:
-            return 0
         do_aux = do_main and aux_in is not None
         do_ctx = do_main and self.context is not None
+        band_h = _BAND_ROWS
+        if nthreads == 1 and not (do_aux or do_cov):
+            # one thread and no band scratch: a single band covering the whole
+            # output visits every input pixel once, so the band-table pass
+            # (which maps every drop a first time) is not needed
+            band_h = ny
+            ilo = np.zeros((data.shape[0], 1), np.int32)
+            ihi = np.full((data.shape[0], 1), data.shape[1] - 1, np.int32)
+        else:
+            ilo, ihi, n_hit = _kern.band_table(
+                data, weight if do_main else dummy, cover_weight if do_cov else dummy, pixmap,
+                do_main, do_cov, code, pixfrac, pscale, ny, nx, band_h, nthreads,
+            )
+            if do_main and n_hit == 0:
+                return 0
         if do_aux or do_cov:
             scratch = self._scratch_for(nthreads, len(self.variance_planes) + 2)
         else:
             scratch = self._dummy4
         rn_index = self.variance_planes.index("var_rnoise") if "var_rnoise" in self.variance_planes else 0
-        _kern.drizzle_add(
+        n_hit = _kern.drizzle_add(
             data, weight if do_main else dummy, cover_weight if do_cov else dummy, pixmap,
             self.data, self.weight, self.context if do_ctx else self._dummy_ctx,
             aux_in if do_aux else [], self._var_sum_arr, self._var_wht_arr,
@@ -487,7 +496,7 @@ class Drizzler:
             code, pixfrac, pscale, iscale,
             ctx_plane, ctx_bit, do_main, do_ctx, do_aux, do_cov,
             _kern.OMEGA_CODES[self.variance_weight], rn_index, exptime,
-            _BAND_ROWS, nthreads,
+            band_h, nthreads,
         )
         return n_hit
 
