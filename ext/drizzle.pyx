@@ -252,6 +252,7 @@ cdef inline bint _square_overlaps(double* qx, double* qy, Py_ssize_t i0, Py_ssiz
     cdef Py_ssize_t ni = i1 - i0 + 1, nj = j1 - j0 + 1, k, r, ca, cb
     cdef double u[4]
     cdef double v[4]
+    cdef double sl[4]
     cdef double x1, y1, x2, y2, dx, xa, xb, ya_e, yb_e, sgn, slope, cx0, cx1
     cdef double ox = i0 - 0.5, oy = j0 - 0.5
     if ni * nj > MAXCELLS:
@@ -265,6 +266,10 @@ cdef inline bint _square_overlaps(double* qx, double* qy, Py_ssize_t i0, Py_ssiz
     for k in range(4):
         u[k] = qx[k] - ox
         v[k] = qy[k] - oy
+    # every slope up front: the divisions overlap each other and the branches
+    # below instead of sitting on their path (unused ones may be inf or NaN)
+    for k in range(4):
+        sl[k] = (v[(k + 1) & 3] - v[k]) / (u[(k + 1) & 3] - u[k])
     for k in range(4):
         x1 = u[k]
         y1 = v[k]
@@ -298,7 +303,7 @@ cdef inline bint _square_overlaps(double* qx, double* qy, Py_ssize_t i0, Py_ssiz
             ca = 0
         if cb > ni - 1:
             cb = ni - 1
-        slope = (y2 - y1) / dx
+        slope = sl[k]
         for r in range(ca, cb + 1):
             cx0 = xa if xa > r else <double>r
             cx1 = xb if xb < r + 1 else <double>(r + 1)
@@ -697,7 +702,8 @@ cdef i64 _process_band(const Job* job, Py_ssize_t b, float* scr) noexcept nogil:
     cdef double sq[MAXAUX]
     cdef Py_ssize_t a
     cdef double xlo, xhi, ylo, yhi, X, Y, d, w, cw, jaco, dover, f, ox, oy, r2, fw, fc
-    cdef Py_ssize_t k
+    cdef double dow, wv, wn
+    cdef Py_ssize_t k, q
     cdef bint mw, mc
     cdef int kernel = job.kernel
     if by1 > job.ony - 1:
@@ -742,13 +748,34 @@ cdef i64 _process_band(const Job* job, Py_ssize_t b, float* scr) noexcept nogil:
                     fw = w / jaco if mw else 0.0
                     fc = cw / jaco if mc else 0.0
                     k = 0
-                    for jj in range(j0, j1 + 1):
-                        for ii in range(i0, i1 + 1):
-                            dover = A[k]
-                            k = k + 1
-                            if dover != 0.0:
-                                _deposit(job, scr, by0, jj, ii, d, dover * fw, dover * fc,
-                                         mw, mc, sq)
+                    if mw and not mc and not job.do_aux:
+                        # image, weight and context only: _deposit without the scratch sums
+                        for jj in range(j0, j1 + 1):
+                            q = jj * job.onx + i0
+                            for ii in range(i0, i1 + 1):
+                                dover = A[k]
+                                k = k + 1
+                                if dover != 0.0:
+                                    dow = dover * fw
+                                    if dow != 0.0:
+                                        wv = job.wht[q]
+                                        wn = wv + dow
+                                        if wv == 0.0:
+                                            job.out[q] = <float>d
+                                        elif wn != 0.0:
+                                            job.out[q] = <float>((job.out[q] * wv + d * dow) / wn)
+                                        job.wht[q] = <float>wn
+                                        if job.do_ctx and dow > 0.0:
+                                            job.ctx[q] = job.ctx[q] | job.ctx_bit
+                                q = q + 1
+                    else:
+                        for jj in range(j0, j1 + 1):
+                            for ii in range(i0, i1 + 1):
+                                dover = A[k]
+                                k = k + 1
+                                if dover != 0.0:
+                                    _deposit(job, scr, by0, jj, ii, d, dover * fw, dover * fc,
+                                             mw, mc, sq)
                 else:
                     for jj in range(j0, j1 + 1):
                         for ii in range(i0, i1 + 1):
