@@ -7,16 +7,21 @@ The algorithm, in order:
 2. A 2-D background is measured with ``photutils.background.Background2D`` (box
    ``bkg_boxsize``, 3x3 median filter, 3-sigma clipping with a MAD standard deviation,
    median estimator); if the image is too small or too masked for that, one box covering
-   the whole image is used instead.  The background is subtracted.
+   the whole image is used instead.  The background is subtracted.  Its box mesh is
+   resized to the image as photutils does (cubic spline, ``grid_mode``, clipped to the
+   mesh range), but as two 1-D passes in row blocks (:func:`_mesh_to_image`).
 3. The detection image is the background-subtracted image convolved with a normalised
-   2-D Gaussian of FWHM ``kernel_fwhm`` pixels and odd size ``ceil(3 fwhm)``.
+   2-D Gaussian of FWHM ``kernel_fwhm`` pixels and odd size ``ceil(3 fwhm)``,
+   normalised over the unmasked pixels (separable: Cython kernel ``masked_conv``).
 4. Sources are the 8-connected groups of at least ``npixels`` pixels of the detection
    image above ``snr_threshold`` times the 2-D background RMS, optionally deblended
    (``deblend``, ``deblend_nlevels``, ``deblend_contrast``).
 5. Each segment is measured (``photutils.segmentation.SourceCatalog``) and circular
    apertures of 0.1, 0.2, 0.4, 0.8 and 1.6 arcsec radius are placed at the windowed
    centroid, with a local background from a sigma-clipped median in a 2.4-2.8 arcsec
-   annulus subtracted.
+   annulus subtracted (the sums and clipped statistics of photutils' ``ApertureStats``,
+   computed without its masked arrays: :func:`_aperture_sums`,
+   :func:`_annulus_clipped_stats`).
 
 Units (kept explicit):
 
@@ -261,7 +266,7 @@ def _run_blocks(func, blocks, num_threads: int) -> None:
     """Call ``func(r0, r1)`` for every block; on threads when there are several.
 
     ``func`` writes its own rows of a preallocated output, so blocks are independent;
-    scipy.ndimage and numpy release the GIL in the large array operations.
+    numpy releases the GIL in the large array operations.
     """
     if num_threads <= 1 or len(blocks) <= 1:
         for r0, r1 in blocks:
@@ -376,10 +381,10 @@ def _gather(image, yi, xi, half, fill=np.nan, dtype=None):
     inside = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
     out = np.full(yy.shape, fill, dtype=dtype)
     out[inside] = image[yy[inside], xx[inside]]
-    return out, inside
+    return out
 
 
-def _local_convolve(big, kern, half):
+def _local_convolve(big, kern):
     """Stamps ``(2 half + 1)^2`` of ``convolve(image, kern)`` from cut-outs ``big``.
 
     ``big`` holds ``(2 (half + k) + 1)^2`` cut-outs of the image (k = kernel half size),
@@ -393,7 +398,6 @@ def _local_convolve(big, kern, half):
     win = sliding_window_view(big, k.shape, axis=(1, 2))
     # a convolution pairs window offset p with kernel index (size - 1 - p)
     conv = np.einsum("kabpq,pq->kab", win, k[::-1, ::-1])
-    assert conv.shape[1] == 2 * half + 1
     return conv.astype(big.dtype)
 
 
@@ -411,10 +415,10 @@ def _daofind_shape(data, x, y, fwhm, mask=None):
     ok = np.isfinite(x) & np.isfinite(y)
     xi = np.where(ok, np.rint(np.where(ok, x, 0)), 0).astype(np.intp)
     yi = np.where(ok, np.rint(np.where(ok, y, 0)), 0).astype(np.intp)
-    big, _ = _gather(data, yi, xi, half + kh, fill=0, dtype=data.dtype)
+    big = _gather(data, yi, xi, half + kh, fill=0, dtype=data.dtype)
     bad = ~np.isfinite(big)
     if mask is not None:
-        bad |= _gather(mask, yi, xi, half + kh, fill=False, dtype=bool)[0]
+        bad |= _gather(mask, yi, xi, half + kh, fill=False, dtype=bool)
     big[bad] = 0
     inner = (slice(None), slice(kh, kh + 2 * half + 1), slice(kh, kh + 2 * half + 1))
     ny, nx = data.shape
@@ -422,7 +426,7 @@ def _daofind_shape(data, x, y, fwhm, mask=None):
     inside = (((yi[:, None] + off) >= 0) & ((yi[:, None] + off) < ny))[:, :, None] & (
         ((xi[:, None] + off) >= 0) & ((xi[:, None] + off) < nx))[:, None, :]
     dstamp = np.where(inside, big[inner], np.nan).astype(np.float64)
-    cstamp = np.where(inside, _local_convolve(big, kern, half), np.nan).astype(np.float64)
+    cstamp = np.where(inside, _local_convolve(big, kern), np.nan).astype(np.float64)
     ring = footprint.copy()
     ring[half, half] = False
     with np.errstate(invalid="ignore", divide="ignore"):
