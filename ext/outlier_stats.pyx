@@ -333,14 +333,15 @@ def abs_diff_mask(const float[:, ::1] sci, const float[:, ::1] err,
     return out
 
 
-# --------------------------------------------------------------------------- window statistics
-# Exact order statistics of the float32 values of a 2-D array that lie in a closed
-# window [lo, hi] (finite values only, optionally without zeros), by a two-level radix
-# selection on order-preserving 32-bit keys: a histogram of the upper 16 key bits
-# locates the bin of the wanted rank, a histogram of the lower 16 bits of the values
-# in that bin gives the value itself.  Sums for the mean and variance are accumulated
-# per row (in input order) and the row sums combined in row order with compensated
-# summation, so the results do not depend on the number of threads.
+# --------------------------------------------------------------------------- key histograms
+# Exact order statistics and moments of the finite float32 values of a 2-D array
+# (optionally without zeros) inside any closed value window, from histograms of
+# order-preserving 32-bit keys: one pass gives, per upper-16-bit key bin, the count
+# and the integer sums of the lower 16 key bits and of their squares (inside one bin
+# the value is linear in those bits: x = x0 + k * ulp); a light pass gives the full
+# lower-16-bit histograms (exact value counts) of a few bins - those a window edge or
+# a wanted rank falls in.  All sums are integers: the results are exact and do not
+# depend on the number of threads.
 
 cdef extern from *:
     """
@@ -358,150 +359,132 @@ cdef enum:
 
 
 cdef inline u32 _key(float x) noexcept nogil:
-    # Order-preserving map of a (non-NaN) float32 to an unsigned integer.
+    # Order-preserving map of a (non-NaN) float32 to an unsigned integer; -0.0 and
+    # +0.0 share the key of +0.0 (they compare equal).
     cdef u32 u
     memcpy(&u, &x, 4)
+    if u == <u32> 0x80000000:
+        u = 0
     if u >> 31:
         return ~u
     return u | <u32> 0x80000000
 
 
-cdef inline bint _in_window(float x, double lo, double hi, bint skip_zero) noexcept nogil:
-    cdef double d = x
-    if not isfinite(d):
-        return False
-    if skip_zero and d == 0.0:
-        return False
-    return d >= lo and d <= hi
+cdef inline bint _selected(float x, bint skip_zero) noexcept nogil:
+    return isfinite(x) and not (skip_zero and x == 0.0)
 
 
 cdef int _threads_for(Py_ssize_t work) noexcept nogil:
     return 1 if work < _SERIAL_WORK else outlier_max_threads()
 
 
+def value_key(float x):
+    """The order-preserving key of a float32 value (see :func:`key_histograms`)."""
+    return int(_key(x))
+
+
 def key_to_value(u32 key):
-    """The float32 value (as a Python float) of an order-preserving key (see window_count)."""
+    """The float32 value (as a Python float) of an order-preserving key."""
     cdef u32 u = (key ^ <u32> 0x80000000) if (key >> 31) else ~key
     cdef float x
     memcpy(&x, &u, 4)
     return float(x)
 
 
-cdef void _count_row(const float *v, Py_ssize_t nx, double lo, double hi, bint skip_zero,
-                     i64 *h) noexcept nogil:
-    # Runs of one bin (a smooth or constant weight map) are counted in a register
-    # and added once: no chain of increments of one memory word.
+cdef void _bin_row(const float *v, Py_ssize_t nx, bint skip_zero, i64 *h, i64 *s1,
+                   i64 *s2) noexcept nogil:
+    # Runs of one key (a constant weight map) are counted in registers and added
+    # once: no chain of increments of one memory word.
     cdef Py_ssize_t x, run = 0
-    cdef u32 b, prev = 0
+    cdef u32 k, prev = 0
+    cdef i64 low
     for x in range(nx):
-        if _in_window(v[x], lo, hi, skip_zero):
-            b = _key(v[x]) >> 16
-            if run and b == prev:
+        if _selected(v[x], skip_zero):
+            k = _key(v[x])
+            if run and k == prev:
                 run = run + 1
             else:
                 if run:
-                    h[prev] += run
-                prev = b
+                    low = prev & 0xFFFF
+                    h[prev >> 16] += run
+                    s1[prev >> 16] += run * low
+                    s2[prev >> 16] += run * low * low
+                prev = k
                 run = 1
     if run:
-        h[prev] += run
+        low = prev & 0xFFFF
+        h[prev >> 16] += run
+        s1[prev >> 16] += run * low
+        s2[prev >> 16] += run * low * low
 
 
-cdef void _refine_row(const float *v, Py_ssize_t nx, double lo, double hi, bint skip_zero,
-                      u32 prefix_a, u32 prefix_b, double shift, i64 *ha, i64 *hb,
-                      double *sums) noexcept nogil:
+def key_histograms(const float[:, ::1] v, bint skip_zero):
+    """Per upper-16-bit key bin: count, sum of the lower 16 bits, sum of their squares.
+
+    Over the finite values of ``v`` (without zeros if ``skip_zero``).  Returns three
+    int64 arrays of 65536 bins.  The key of a value is order-preserving
+    (:func:`value_key`, :func:`key_to_value`); inside bin ``b`` the value of key
+    ``b << 16 | k`` is ``x0 + k * ulp`` with ``x0``, ``ulp`` constant.
+    """
+    cdef Py_ssize_t ny = v.shape[0], nx = v.shape[1], y
+    if ny * nx >= (<Py_ssize_t> 1) << 31:
+        raise ValueError("too many values for the 64-bit sums")
+    cdef int nth = _threads_for(ny * nx)
+    parts = np.zeros((nth, 3, _NBIN), dtype=np.int64)
+    cdef i64[:, :, ::1] h = parts
+    cdef int tid
+    for y in prange(ny, nogil=True, schedule="static", num_threads=nth):
+        tid = threadid()
+        _bin_row(&v[y, 0], nx, skip_zero, &h[tid, 0, 0], &h[tid, 1, 0], &h[tid, 2, 0])
+    tot = parts.sum(axis=0)
+    return tot[0], tot[1], tot[2]
+
+
+cdef void _low_row(const float *v, Py_ssize_t nx, bint skip_zero, const int *slot,
+                   i64 *h) noexcept nogil:
     cdef Py_ssize_t x, run = 0
     cdef u32 k, prev = 0
-    cdef double d, c = 0.0, a1 = 0.0, a2 = 0.0
+    cdef int sl
     for x in range(nx):
-        if _in_window(v[x], lo, hi, skip_zero):
-            d = <double> v[x] - shift
-            c = c + 1.0
-            a1 = a1 + d
-            a2 = a2 + d * d
+        if _selected(v[x], skip_zero):
             k = _key(v[x])
-            if (k >> 16) == prefix_a or (k >> 16) == prefix_b:
-                if run and k == prev:
-                    run = run + 1
-                else:
-                    if run:
-                        _add_low(prev, run, prefix_a, prefix_b, ha, hb)
-                    prev = k
-                    run = 1
+            sl = slot[k >> 16]
+            if sl < 0:
+                continue
+            if run and k == prev:
+                run = run + 1
+            else:
+                if run:
+                    h[<Py_ssize_t> slot[prev >> 16] * _NBIN + (prev & 0xFFFF)] += run
+                prev = k
+                run = 1
     if run:
-        _add_low(prev, run, prefix_a, prefix_b, ha, hb)
-    sums[0] = c
-    sums[1] = a1
-    sums[2] = a2
+        h[<Py_ssize_t> slot[prev >> 16] * _NBIN + (prev & 0xFFFF)] += run
 
 
-cdef inline void _add_low(u32 k, Py_ssize_t run, u32 prefix_a, u32 prefix_b, i64 *ha,
-                          i64 *hb) noexcept nogil:
-    if (k >> 16) == prefix_a:
-        ha[k & 0xFFFF] += run
-    if (k >> 16) == prefix_b:
-        hb[k & 0xFFFF] += run
+def low_histograms(const float[:, ::1] v, bint skip_zero, const int[::1] slot_of_bin):
+    """Lower-16-bit key histograms (exact value counts) of selected upper bins.
 
-
-def window_count(const float[:, ::1] v, double lo, double hi, bint skip_zero):
-    """Count and upper-16-bit key histogram of the selected values.
-
-    A value is selected when it is finite, non-zero if ``skip_zero``, and
-    ``lo <= x <= hi`` (compared in double precision).  Returns ``(n, hist)``:
-    the number of selected values and an int64 histogram of ``key >> 16``
-    (65536 bins), where ``key`` is the order-preserving 32-bit key of the
-    value (``key_to_value`` inverts it).
+    ``slot_of_bin`` (65536 int32) maps an upper bin to its row of the result, or -1.
+    Over the values :func:`key_histograms` counts; returns int64
+    ``(max(slot_of_bin) + 1, 65536)``.
     """
-    cdef Py_ssize_t ny = v.shape[0], nx = v.shape[1], y, x, t
+    if slot_of_bin.shape[0] != _NBIN:
+        raise ValueError("slot_of_bin must have 65536 entries")
+    cdef Py_ssize_t ny = v.shape[0], nx = v.shape[1], y, i
+    cdef int nslot = 0
+    for i in range(_NBIN):
+        if slot_of_bin[i] >= nslot:
+            nslot = slot_of_bin[i] + 1
     cdef int nth = _threads_for(ny * nx)
-    parts = np.zeros((nth, _NBIN), dtype=np.int64)
-    cdef i64[:, ::1] h = parts
+    parts = np.zeros((nth, max(nslot, 1), _NBIN), dtype=np.int64)
+    cdef i64[:, :, ::1] h = parts
     cdef int tid
-    for y in prange(ny, nogil=True, schedule="static", num_threads=nth):
-        tid = threadid()
-        _count_row(&v[y, 0], nx, lo, hi, skip_zero, &h[tid, 0])
-    hist = parts.sum(axis=0)
-    return int(hist.sum()), hist
-
-
-cdef inline void _neumaier(double *acc, double *comp, double x) noexcept nogil:
-    cdef double t = acc[0] + x
-    if fabs(acc[0]) >= fabs(x):
-        comp[0] += (acc[0] - t) + x
-    else:
-        comp[0] += (x - t) + acc[0]
-    acc[0] = t
-
-
-def window_refine(const float[:, ::1] v, double lo, double hi, bint skip_zero,
-                  u32 prefix_a, u32 prefix_b, double shift):
-    """Lower-16-bit key histograms of two key prefixes, and shifted moments.
-
-    Over the values selected as in :func:`window_count`, returns
-    ``(n, s1, s2, hist_a, hist_b)``: their number, ``sum(x - shift)``,
-    ``sum((x - shift)**2)`` and int64 histograms (65536 bins) of ``key & 0xFFFF``
-    for the values with ``key >> 16 == prefix_a`` and ``== prefix_b``.
-    """
-    cdef Py_ssize_t ny = v.shape[0], nx = v.shape[1], y, x
-    cdef int nth = _threads_for(ny * nx)
-    pa_arr = np.zeros((nth, _NBIN), dtype=np.int64)
-    pb_arr = np.zeros((nth, _NBIN), dtype=np.int64)
-    rows_arr = np.zeros((max(ny, 1), 3), dtype=np.float64)
-    cdef i64[:, ::1] ha = pa_arr
-    cdef i64[:, ::1] hb = pb_arr
-    cdef double[:, ::1] rows = rows_arr
-    cdef int tid
-    for y in prange(ny, nogil=True, schedule="static", num_threads=nth):
-        tid = threadid()
-        _refine_row(&v[y, 0], nx, lo, hi, skip_zero, prefix_a, prefix_b, shift,
-                    &ha[tid, 0], &hb[tid, 0], &rows[y, 0])
-    cdef double s1 = 0.0, e1 = 0.0, s2 = 0.0, e2 = 0.0, n = 0.0
-    with nogil:
-        for y in range(ny):
-            n = n + rows[y, 0]
-            _neumaier(&s1, &e1, rows[y, 1])
-            _neumaier(&s2, &e2, rows[y, 2])
-    return int(n), s1 + e1, s2 + e2, pa_arr.sum(axis=0), pb_arr.sum(axis=0)
+    if nslot > 0:
+        for y in prange(ny, nogil=True, schedule="static", num_threads=nth):
+            tid = threadid()
+            _low_row(&v[y, 0], nx, skip_zero, &slot_of_bin[0], &h[tid, 0, 0])
+    return parts.sum(axis=0)[:nslot]
 
 
 cdef void _threshold_row(const float *d, const float *w, double threshold, float *o,

@@ -207,34 +207,65 @@ def test_weight_threshold_float32_edge_cases():
         np.ascontiguousarray(big[:, ::2]), 0.7)
 
 
-@pytest.mark.parametrize("skip_zero", [False, True])
-def test_window_kernels_match_oracle(skip_zero):
-    rng = np.random.default_rng(5 + skip_zero)
-    v = (rng.normal(0.0, 3.0, size=(37, 53)) * rng.choice([1, 1e-3, 1e4], size=(37, 53)))
-    v = v.astype(np.float32)
+def _awkward_values(seed, shape=(37, 53)):
+    rng = np.random.default_rng(seed)
+    v = rng.normal(0.0, 3.0, size=shape) * rng.choice([1, 1e-3, 1e4, 1e-42], size=shape)
+    v = v.astype(np.float32)  # 1e-42: denormals
     v[rng.random(v.shape) < 0.1] = 0.0
+    v[rng.random(v.shape) < 0.03] = -0.0
     v[rng.random(v.shape) < 0.05] = np.nan
-    v[0, :4] = [np.inf, -np.inf, -0.0, 2.5]
+    v[0, :3] = [np.inf, -np.inf, 2.5]
     v[1, :] = 2.5  # a run of one value
-    for lo, hi in [(-np.inf, np.inf), (-2.0, 3.0), (0.0, 0.0), (2.5, 2.5), (5.0, -5.0)]:
-        sel = window_selection_oracle(v, lo, hi, skip_zero)
-        n, hist = stats_kernels.window_count(v, lo, hi, skip_zero)
-        assert n == sel.size
-        keys = float32_keys(sel)
-        np.testing.assert_array_equal(hist, np.bincount(keys >> 16, minlength=65536))
-        pa = int(keys[0] >> 16) if sel.size else 0
-        pb = int(keys[-1] >> 16) if sel.size else 1
-        m, s1, s2, ha, hb = stats_kernels.window_refine(v, lo, hi, skip_zero, pa, pb, 1.25)
+    return v
+
+
+@pytest.mark.parametrize("skip_zero,shape", [(False, (37, 53)), (True, (37, 53)),
+                                            (True, (300, 260))])
+def test_key_histogram_kernels_match_oracle(skip_zero, shape):
+    """Small arrays run on one thread, the 300x260 one on the OpenMP path."""
+    v = _awkward_values(5 + skip_zero, shape)
+    sel = window_selection_oracle(v, -np.inf, np.inf, skip_zero)
+    keys = float32_keys(np.where(sel == 0, np.float32(0.0), sel))  # -0.0 shares +0.0's key
+    count, ksum, ksq = stats_kernels.key_histograms(v, skip_zero)
+    hi, low = (keys >> 16).astype(np.int64), (keys & 0xFFFF).astype(np.int64)
+    np.testing.assert_array_equal(count, np.bincount(hi, minlength=65536))
+    np.testing.assert_array_equal(ksum, np.bincount(hi, weights=low, minlength=65536))
+    np.testing.assert_array_equal(ksq, np.bincount(hi, weights=low * low, minlength=65536))
+    bins = np.unique(hi)[[0, 3, -1]]
+    slots = np.full(65536, -1, np.int32)
+    slots[bins] = [2, 0, 1]
+    got = stats_kernels.low_histograms(v, skip_zero, slots)
+    assert got.shape == (3, 65536)
+    for b, sl in zip(bins, [2, 0, 1], strict=True):
+        np.testing.assert_array_equal(got[sl], np.bincount(low[hi == b], minlength=65536))
+    # keys invert to the values and keep their order
+    for x in (0.0, 1.5, -3.25e-20, 3.0e38, -7.0, 1e-44):
+        assert stats_kernels.key_to_value(stats_kernels.value_key(x)) == float(np.float32(x))
+    assert stats_kernels.value_key(-0.0) == stats_kernels.value_key(0.0)
+    xs = np.sort(sel)
+    ks = [stats_kernels.value_key(float(x)) for x in xs]
+    assert ks == sorted(ks)
+
+
+@pytest.mark.parametrize("skip_zero", [False, True])
+def test_key_stats_windows_match_numpy(skip_zero):
+    v = _awkward_values(9 + skip_zero)
+    st = od._KeyStats(v, skip_zero)
+    for lo, hi in [(-np.inf, np.inf), (-2.0, 3.0), (0.0, 0.0), (2.5, 2.5), (5.0, -5.0),
+                   (-1e-43, 1e-40), (-2.4999999, 1e5), (-1e39, 1e39)]:
+        sel = window_selection_oracle(v, lo, hi, skip_zero).astype(np.float64)
+        klo, khi = od._key_lo(lo), od._key_hi(hi)
+        assert st.count_in(klo, khi) == sel.size
+        if sel.size == 0:
+            continue
+        assert st.median(klo, khi, sel.size) == np.median(sel)
+        assert st.rank_value(klo, khi, [0, sel.size - 1]) == [sel.min(), sel.max()]
+        m, s1, s2 = st.moments(klo, khi, 0.75)
         assert m == sel.size
-        d = sel.astype(np.float64) - 1.25
-        assert s1 == pytest.approx(d.sum(), rel=1e-12, abs=1e-9)
-        assert s2 == pytest.approx((d * d).sum(), rel=1e-12, abs=1e-9)
-        for prefix, h in ((pa, ha), (pb, hb)):
-            low = keys[(keys >> 16) == prefix] & 0xFFFF
-            np.testing.assert_array_equal(h, np.bincount(low, minlength=65536))
-    # keys invert to the values
-    for x in (0.0, -0.0, 1.5, -3.25e-20, 3.0e38, -7.0):
-        assert stats_kernels.key_to_value(int(float32_keys([x])[0])) == float(np.float32(x))
+        d = sel - 0.75
+        scale = np.abs(d).sum() + 1e-300
+        assert abs(s1 - d.sum()) <= 1e-13 * scale
+        assert s2 == pytest.approx((d * d).sum(), rel=1e-13, abs=1e-300)
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 10, 11, 1000, 1001])

@@ -153,40 +153,145 @@ def sigma_clipped_mean(values, *, sigma: float = 3.0, maxiters: int = 5) -> floa
     return float(v.mean()) if v.size else math.nan
 
 
-def _rank_value(hist_hi: np.ndarray, hist_a: np.ndarray, hist_b: np.ndarray,
-                pa: int, pb: int, rank: int) -> float:
-    """Value of 0-based ``rank`` among the selected values, from the two key histograms."""
-    below = int(hist_hi[:pa].sum())
-    if rank < below + int(hist_hi[pa]):
-        low, counts = pa, hist_a
-    else:
-        below = int(hist_hi[:pb].sum())
-        low, counts = pb, hist_b
-    j = int(np.searchsorted(np.cumsum(counts), rank - below, side="right"))
-    return _k.key_to_value((low << 16) | j)
+_NBIN = 65536
+_LOW = np.arange(_NBIN, dtype=np.int64)
 
 
-def _window_median(values: np.ndarray, lo: float, hi: float, skip_zero: bool, n: int,
-                   hist_hi: np.ndarray, shift: float | None = None):
-    """Exact median (float64) of the values ``_k.window_count`` selected, plus moments.
+def _keys_to_values(keys: np.ndarray) -> np.ndarray:
+    """float64 values of order-preserving float32 keys (inverse of ``_k.value_key``)."""
+    keys = np.asarray(keys, dtype=np.uint32)
+    u = np.where(keys >> 31 == 1, keys ^ np.uint32(0x80000000), ~keys).astype(np.uint32)
+    return u.view(np.float32).astype(np.float64)
 
-    Returns ``(median, n, s1, s2, shift)`` with ``s1 = Σ(x − shift)``,
-    ``s2 = Σ(x − shift)²`` over the same values; ``shift`` defaults to the lower edge
-    of the median's upper-key bin (within 1 % of the median).
+
+def _key_lo(lo: float) -> int:
+    """Key of the smallest float32 ``f`` with ``f >= lo`` (compared in float64)."""
+    if lo == -math.inf:
+        return 0
+    with np.errstate(over="ignore"):
+        f = np.float32(lo)
+    if float(f) < lo:
+        f = np.nextafter(f, np.float32(np.inf))
+    return _k.value_key(f)
+
+
+def _key_hi(hi: float) -> int:
+    """Key of the largest float32 ``f`` with ``f <= hi`` (compared in float64)."""
+    if hi == math.inf:
+        return 0xFFFFFFFF
+    with np.errstate(over="ignore"):
+        f = np.float32(hi)
+    if float(f) > hi:
+        f = np.nextafter(f, np.float32(-np.inf))
+    return _k.value_key(f)
+
+
+class _KeyStats:
+    """Exact statistics of the finite (non-zero) values of a float32 image in key windows.
+
+    A window is a closed range ``[klo, khi]`` of order-preserving keys (``_key_lo``,
+    ``_key_hi`` turn a value window into one).  One pass of ``_k.key_histograms``
+    gives per upper-16-bit bin the count and the integer sums of the lower bits and
+    their squares; inside a bin the value is ``x0 + k·ulp``, so bins fully inside a
+    window contribute their moments exactly.  The bins a window edge or a wanted rank
+    falls in are resolved by their full lower-bit histograms (one light pass of
+    ``_k.low_histograms`` for all bins not seen yet).
     """
-    cum = np.cumsum(hist_hi)
-    k_lo = (n - 1) // 2
-    k_hi = n // 2
-    pa = int(np.searchsorted(cum, k_lo, side="right"))
-    pb = int(np.searchsorted(cum, k_hi, side="right"))
-    if shift is None:
-        shift = _k.key_to_value(pa << 16)
-        if not math.isfinite(shift):
-            shift = 0.0
-    m, s1, s2, ha, hb = _k.window_refine(values, lo, hi, skip_zero, pa, pb, shift)
-    a = _rank_value(hist_hi, ha, hb, pa, pb, k_lo)
-    b = a if k_hi == k_lo else _rank_value(hist_hi, ha, hb, pa, pb, k_hi)
-    return 0.5 * (a + b) if k_hi != k_lo else a, m, s1, s2, shift
+
+    def __init__(self, values: np.ndarray, skip_zero: bool):
+        self.values = values
+        self.skip_zero = skip_zero
+        count, ksum, ksq = _k.key_histograms(values, skip_zero)
+        self.count = count
+        self.ksum = ksum.astype(np.float64)
+        self.ksq = ksq.astype(np.float64)
+        self.n = int(count.sum())
+        starts = np.arange(_NBIN, dtype=np.uint32) << np.uint32(16)
+        used = count > 0
+        x0 = np.zeros(_NBIN)
+        ulp = np.zeros(_NBIN)
+        x0[used] = _keys_to_values(starts[used])
+        ulp[used] = _keys_to_values(starts[used] | np.uint32(1)) - x0[used]
+        self.x0, self.ulp = x0, ulp
+        self.low: dict[int, np.ndarray] = {}
+        self.passes = 1
+
+    def _fetch(self, bins) -> None:
+        need = sorted({int(b) for b in bins} - set(self.low))
+        if not need:
+            return
+        slots = np.full(_NBIN, -1, dtype=np.int32)
+        slots[need] = np.arange(len(need), dtype=np.int32)
+        hists = _k.low_histograms(self.values, self.skip_zero, slots)
+        for i, b in enumerate(need):
+            self.low[b] = hists[i]
+        self.passes += 1
+
+    def _edge(self, b: int, klo: int, khi: int) -> np.ndarray:
+        """Lower-bit histogram of bin ``b`` restricted to the key window."""
+        h = self.low[b]
+        lo = klo - (b << 16) if (klo >> 16) == b else 0
+        hi = khi - (b << 16) if (khi >> 16) == b else _NBIN - 1
+        if lo == 0 and hi == _NBIN - 1:
+            return h
+        out = np.zeros_like(h)
+        out[lo:hi + 1] = h[lo:hi + 1]
+        return out
+
+    def _window_counts(self, klo: int, khi: int) -> np.ndarray:
+        bl, bh = klo >> 16, khi >> 16
+        self._fetch([b for b in (bl, bh) if self.count[b]])
+        c = np.zeros(_NBIN, dtype=np.int64)
+        c[bl:bh + 1] = self.count[bl:bh + 1]
+        for b in {bl, bh}:
+            if c[b]:
+                c[b] = int(self._edge(b, klo, khi).sum())
+        return c
+
+    def count_in(self, klo: int, khi: int) -> int:
+        if klo > khi:
+            return 0
+        return int(self._window_counts(klo, khi).sum())
+
+    def rank_value(self, klo: int, khi: int, ranks) -> list[float]:
+        """Values of the given 0-based ranks among the values in the window (float64)."""
+        cum = np.cumsum(self._window_counts(klo, khi))
+        bins = [int(np.searchsorted(cum, r, side="right")) for r in ranks]
+        self._fetch(bins)
+        out = []
+        for r, b in zip(ranks, bins, strict=True):
+            below = int(cum[b - 1]) if b > 0 else 0
+            j = int(np.searchsorted(np.cumsum(self._edge(b, klo, khi)), r - below, side="right"))
+            out.append(_k.key_to_value((b << 16) | j))
+        return out
+
+    def median(self, klo: int, khi: int, n: int) -> float:
+        a, b = self.rank_value(klo, khi, [(n - 1) // 2, n // 2])
+        return a if n % 2 else 0.5 * (a + b)
+
+    def moments(self, klo: int, khi: int, shift: float) -> tuple[int, float, float]:
+        """``(n, Σ(x − shift), Σ(x − shift)²)`` over the values in the window."""
+        bl, bh = klo >> 16, khi >> 16
+        self._fetch([b for b in (bl, bh) if self.count[b]])
+        n = np.zeros(_NBIN)
+        k1 = np.zeros(_NBIN)
+        k2 = np.zeros(_NBIN)
+        n[bl:bh + 1] = self.count[bl:bh + 1]
+        k1[bl:bh + 1] = self.ksum[bl:bh + 1]
+        k2[bl:bh + 1] = self.ksq[bl:bh + 1]
+        for b in {bl, bh}:
+            if self.count[b]:
+                h = self._edge(b, klo, khi)
+                n[b] = h.sum()
+                k1[b] = float((h * _LOW).sum())
+                k2[b] = float((h * _LOW * _LOW).sum())
+        used = n > 0
+        d0 = self.x0[used] - shift
+        u = self.ulp[used]
+        nu, k1u, k2u = n[used], k1[used], k2[used]
+        s1 = float(np.sum(nu * d0 + u * k1u))
+        s2 = float(np.sum(nu * d0 * d0 + 2.0 * d0 * u * k1u + u * u * k2u))
+        return int(nu.sum()), s1, s2
 
 
 def _clipped_mean_float32(values: np.ndarray, sigma: float, maxiters: int,
@@ -195,34 +300,38 @@ def _clipped_mean_float32(values: np.ndarray, sigma: float, maxiters: int,
 
     Every clipping keeps the values inside ``[median − sigma·std, median + sigma·std]``
     of the values kept so far, so the kept set is always the selected values inside
-    one window (the intersection of the windows so far): each iteration is a pass
-    counting the window with a key histogram and a pass for the exact median (radix
-    selection) and the shifted sums, without copying the values.  Returns the mean
+    one window (the intersection of the windows so far); its exact median, count and
+    moments come from key histograms (:class:`_KeyStats`: one full pass, then about
+    one light pass per iteration), without copying the values.  Returns the mean
     and the number of selected values before clipping.
     """
-    lo, hi = -math.inf, math.inf
-    n, hist = _k.window_count(values, lo, hi, skip_zero)
-    n_all = n
-    if n == 0:
+    st = _KeyStats(values, skip_zero)
+    if st.n == 0:
         return math.nan, 0
-    final = None
+    lo, hi = -math.inf, math.inf
+    klo, khi, n = 0, 0xFFFFFFFF, st.n
+    final = shift = None
     for _ in range(int(maxiters)):
-        centre, m, s1, s2, shift = _window_median(values, lo, hi, skip_zero, n, hist)
+        centre = st.median(klo, khi, n)
+        shift = centre
+        m, s1, s2 = st.moments(klo, khi, shift)
         mean1 = s1 / m
         std = math.sqrt(max(s2 / m - mean1 * mean1, 0.0))
-        new_lo = max(lo, centre - sigma * std)
-        new_hi = min(hi, centre + sigma * std)
-        n_new, hist_new = _k.window_count(values, new_lo, new_hi, skip_zero)
+        lo = max(lo, centre - sigma * std)
+        hi = min(hi, centre + sigma * std)
+        nklo, nkhi = max(klo, _key_lo(lo)), min(khi, _key_hi(hi))
+        n_new = st.count_in(nklo, nkhi)
         if n_new == n:  # nothing clipped: the kept set is unchanged
             final = shift + mean1
             break
-        lo, hi, n, hist = new_lo, new_hi, n_new, hist_new
+        klo, khi, n = nklo, nkhi, n_new
         if n == 0:
-            return math.nan, n_all
+            return math.nan, st.n
     if final is None:  # clipped in every iteration: the mean of the last window
-        m, s1, _, _, _ = _k.window_refine(values, lo, hi, skip_zero, 0, 0, shift)
+        m, s1, _ = st.moments(klo, khi, shift)
         final = shift + s1 / m
-    return float(final), n_all
+    log.debug("sigma-clipped mean of %d values: %d passes over the image", st.n, st.passes)
+    return float(final), st.n
 
 
 def weight_threshold(weight, maskpt: float = DEFAULT_MASKPT) -> float:
@@ -584,10 +693,10 @@ def _blot_threads(num_threads) -> int:
 
 def _finite_median(image: np.ndarray) -> float:
     """Exact median of the finite values of a float32 image (NaN when there is none)."""
-    n, hist = _k.window_count(image, -math.inf, math.inf, False)
-    if n == 0:
+    st = _KeyStats(image, False)
+    if st.n == 0:
         return math.nan
-    return float(_window_median(image, -math.inf, math.inf, False, n, hist)[0])
+    return float(st.median(0, 0xFFFFFFFF, st.n))
 
 
 class PreparedMedian:
