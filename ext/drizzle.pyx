@@ -1045,6 +1045,36 @@ def drizzle_add(const float[:, ::1] data, const float[:, ::1] weight, const floa
     return int(count_a.sum())
 
 
+def square_overlaps(const double[::1] qx, const double[::1] qy, Py_ssize_t i0, Py_ssize_t i1,
+                    Py_ssize_t j0, Py_ssize_t j1):
+    """Signed overlap areas of a quadrilateral with output pixels i0..i1 x j0..j1 (test hook).
+
+    ``qx``, ``qy``: float64 corner coordinates (4 each, output pixel units, in
+    the square kernel's corner order).  Returns float64 [j1-j0+1, i1-i0+1]:
+    the area of the quadrilateral inside each pixel as the square kernel
+    computes it, positive for clockwise corners (x right, y up; the kernel's
+    order for a map that keeps orientation), i.e. minus the shoelace area.
+    Raises ValueError for more than 64 pixels.
+    """
+    cdef double A[MAXCELLS]
+    cdef double cx[4]
+    cdef double cy[4]
+    cdef Py_ssize_t k, ni = i1 - i0 + 1, nj = j1 - j0 + 1
+    if qx.shape[0] != 4 or qy.shape[0] != 4:
+        raise ValueError("qx and qy must hold 4 corners each")
+    if ni < 1 or nj < 1 or ni * nj > MAXCELLS:
+        raise ValueError(f"the block must have between 1 and {MAXCELLS} pixels, got {nj} x {ni}")
+    for k in range(4):
+        cx[k] = qx[k]
+        cy[k] = qy[k]
+    _square_overlaps(cx, cy, i0, i1, j0, j1, A)
+    out = np.empty((nj, ni), dtype=np.float64)
+    cdef double[:, ::1] o = out
+    for k in range(ni * nj):
+        o[k // ni, k % ni] = A[k]
+    return out
+
+
 def finalize_variance(const float[:, ::1] vsum, const float[:, ::1] vwht, double psr,
                       int nthreads=1):
     """Combined variance ``vsum / psr**2 / vwht**2`` (float64 arithmetic) where ``vwht > 0``, else NaN.
