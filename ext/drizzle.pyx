@@ -32,6 +32,7 @@ import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange, threadid
 from libc.math cimport floor, ceil, exp, fabs, isfinite, sqrtf, M_PI
+from libc.stdlib cimport malloc, free
 
 ctypedef cnp.uint32_t u32
 ctypedef cnp.int64_t i64
@@ -1073,6 +1074,95 @@ def square_overlaps(const double[::1] qx, const double[::1] qy, Py_ssize_t i0, P
     for k in range(ni * nj):
         o[k // ni, k % ni] = A[k]
     return out
+
+
+cdef float _select(float* v, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """k-th smallest (0-based) of v[0:n] (v is reordered): quickselect, median-of-3 pivot."""
+    cdef Py_ssize_t lo = 0, hi = n - 1, i, j, mid
+    cdef float pivot, t
+    while hi > lo:
+        mid = lo + (hi - lo) // 2
+        # order v[lo], v[mid], v[hi]; the middle one is the pivot
+        if v[mid] < v[lo]:
+            t = v[mid]; v[mid] = v[lo]; v[lo] = t
+        if v[hi] < v[lo]:
+            t = v[hi]; v[hi] = v[lo]; v[lo] = t
+        if v[hi] < v[mid]:
+            t = v[hi]; v[hi] = v[mid]; v[mid] = t
+        pivot = v[mid]
+        i = lo
+        j = hi
+        while i <= j:
+            while v[i] < pivot:
+                i += 1
+            while v[j] > pivot:
+                j -= 1
+            if i <= j:
+                t = v[i]; v[i] = v[j]; v[j] = t
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return v[k]
+    return v[k]
+
+
+def tile_medians(const float[:, ::1] var, const cnp.uint8_t[:, ::1] good, Py_ssize_t block,
+                 int nthreads=1):
+    """Median of the usable values of every ``block`` x ``block`` tile.
+
+    A value is usable where ``good`` is non-zero and it is finite and > 0.
+    Tiles start at (0, 0); the last ones are cut by the image edges.  Returns
+    float32 [ceil(ny/block), ceil(nx/block)], NaN for tiles without usable
+    values; an even count gives the float32 mean of the two middle values
+    (as ``numpy.nanmedian`` of float32 data).
+    """
+    cdef Py_ssize_t ny = var.shape[0], nx = var.shape[1]
+    if good.shape[0] != ny or good.shape[1] != nx:
+        raise ValueError("var and good shapes disagree")
+    if block < 1:
+        raise ValueError("block must be >= 1")
+    cdef Py_ssize_t by = (ny + block - 1) // block, bx = (nx + block - 1) // block
+    out_a = np.empty((by, bx), dtype=np.float32)
+    cdef float[:, ::1] out = out_a
+    cdef Py_ssize_t tb, tx, y, x, n, y1, x1
+    cdef float* buf
+    cdef float a, b, fnan = np.nan
+    with nogil:
+        for tb in prange(by, schedule="dynamic", num_threads=nthreads):
+            buf = <float*>malloc(block * block * sizeof(float))
+            if buf == NULL:
+                for tx in range(bx):
+                    out[tb, tx] = fnan
+                continue
+            for tx in range(bx):
+                n = 0
+                y1 = min(ny, (tb + 1) * block)
+                x1 = min(nx, (tx + 1) * block)
+                for y in range(tb * block, y1):
+                    for x in range(tx * block, x1):
+                        a = var[y, x]
+                        if good[y, x] != 0 and isfinite(a) and a > 0:
+                            buf[n] = a
+                            n = n + 1
+                if n == 0:
+                    out[tb, tx] = fnan
+                    continue
+                a = _select(buf, n, (n - 1) // 2)
+                if n % 2 == 1:
+                    out[tb, tx] = a
+                else:
+                    # the next order statistic: the least value above position (n-1)//2
+                    b = buf[n // 2]
+                    for x in range(n // 2 + 1, n):
+                        if buf[x] < b:
+                            b = buf[x]
+                    out[tb, tx] = (a + b) / <float>2.0
+            free(buf)
+    return out_a
 
 
 def finalize_variance(const float[:, ::1] vsum, const float[:, ::1] vwht, double psr,

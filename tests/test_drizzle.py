@@ -726,3 +726,52 @@ def test_square_kernel_matches_oracle_rotated_sheared():
     assert np.array_equal(res.weight != 0, covered)
     np.testing.assert_allclose(res.weight, ow, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(res.data[covered], o[covered], rtol=1e-5, atol=2e-6)
+
+
+def _nanmedian_tiles(var, good, block):
+    """numpy oracle of the tile medians of source_free_variance."""
+    ny, nx = var.shape
+    by, bx = -(-ny // block), -(-nx // block)
+    vals = np.where(good & np.isfinite(var) & (var > 0), var, np.nan).astype(np.float32)
+    out = np.full((by, bx), np.nan, np.float32)
+    for b in range(by):
+        for a in range(bx):
+            t = vals[b * block:(b + 1) * block, a * block:(a + 1) * block]
+            if np.isfinite(t).any():
+                out[b, a] = np.nanmedian(t)
+    return out
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_tile_medians_match_nanmedian(nthreads):
+    from romancore._ext import drizzle as kern
+
+    rng = np.random.default_rng(31)
+    shape = (203, 190)   # edge tiles are cut
+    var = rng.uniform(0.5, 2.0, shape).astype(np.float32)
+    var[rng.random(shape) < 0.05] = np.nan
+    var[rng.random(shape) < 0.05] = -1.0
+    var[:40, :40] = np.round(var[:40, :40], 1)    # ties
+    good = rng.random(shape) > 0.2
+    good[60:100, 0:40] = False                    # a tile without good pixels
+    good[0:20, 160:] = False                      # few values: odd and even counts
+    for block in (7, 8, 20, 64):
+        got = kern.tile_medians(var, good.view(np.uint8), block, nthreads)
+        want = _nanmedian_tiles(var, good, block)
+        assert np.array_equal(got, want, equal_nan=True)
+    assert np.isnan(kern.tile_medians(var, good.view(np.uint8), 20, nthreads)[3, 0])
+
+
+def test_source_free_variance_fills_empty_boxes():
+    from romancore.algorithms.drizzle import source_free_variance
+
+    rng = np.random.default_rng(32)
+    var = rng.uniform(1.0, 2.0, (130, 128)).astype(np.float32)
+    good = np.ones(var.shape, bool)
+    good[:64, :64] = False
+    out = source_free_variance(var, good)
+    med = _nanmedian_tiles(var, good, 64)
+    assert out.dtype == np.float32 and out.shape == var.shape
+    assert np.all(out[:64, :64] == np.nanmedian(med))
+    assert np.all(out[64:128, 64:] == med[1, 1]) and np.all(out[128:, :64] == med[2, 0])
+    assert np.isnan(source_free_variance(var, np.zeros(var.shape, bool))).all()

@@ -41,7 +41,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -671,20 +670,18 @@ def source_free_variance(var, good, block: int = 64) -> np.ndarray:
     smooth noise structure (amplifiers, regions) and drops the per-source part; boxes
     without good pixels take the image median.
     """
-    var = np.asarray(var, dtype=np.float32)
+    var = np.ascontiguousarray(var, dtype=np.float32)
     ny, nx = var.shape
-    by, bx = -(-ny // block), -(-nx // block)
-    padded = np.full((by * block, bx * block), np.nan, dtype=np.float32)
-    ok = np.asarray(good, bool) & np.isfinite(var) & (var > 0)
-    padded[:ny, :nx] = np.where(ok, var, np.nan)
-    tiles = padded.reshape(by, block, bx, block).transpose(0, 2, 1, 3).reshape(by, bx, block * block)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN boxes
-        med = np.nanmedian(tiles, axis=2)
+    good = np.ascontiguousarray(good, dtype=bool).view(np.uint8)
+    if good.shape != var.shape:
+        raise ParameterError(f"good has shape {good.shape}, expected {var.shape}")
+    # one pass: per box, gather the good finite positive values and select the median
+    med = _kern.tile_medians(var, good, int(block), _threads_for(var.size, _num_threads(None)))
     if not np.isfinite(med).any():
         return np.full((ny, nx), np.nan, dtype=np.float32)
     med[~np.isfinite(med)] = np.nanmedian(med)
-    return np.repeat(np.repeat(med, block, axis=0), block, axis=1)[:ny, :nx].astype(np.float32)
+    cols = np.repeat(med.astype(np.float32, copy=False), block, axis=1)[:, :nx]
+    return np.ascontiguousarray(np.repeat(cols, block, axis=0)[:ny])
 
 
 def build_driz_weight(
