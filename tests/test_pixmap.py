@@ -137,6 +137,12 @@ def test_outside_bounding_box_is_nan():
     assert np.isnan(pm[21:]).all()
     assert np.isfinite(pm[0:21, 5:31]).all()
     np.testing.assert_allclose(pm[3, 7], [7.5, 2.75], atol=1e-10)
+    # all four margins, sparse and dense evaluation
+    for step in (5, 1):
+        pm = calc_pixmap(fwd, inv, shape, stepsize=step, bounding_box=((2.6, 35.2), (3.4, 25.1)))
+        inside = np.zeros(shape, bool)
+        inside[3:26, 3:36] = True
+        assert np.isnan(pm[~inside]).all() and np.isfinite(pm[inside]).all()
 
 
 def test_nonfinite_sparse_values_fall_back_to_dense():

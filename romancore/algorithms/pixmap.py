@@ -151,7 +151,12 @@ def calc_pixmap(
     xmin, xmax, ymin, ymax = _bbox_limits(bounding_box, in_forward, (ny, nx))
     width, height = xmax - xmin + 1, ymax - ymin + 1
 
-    pixmap = np.full((ny, nx, 2), np.nan)
+    # every pixel of the bounding box is written below: only the margins need the NaN fill
+    pixmap = np.empty((ny, nx, 2))
+    pixmap[:ymin] = np.nan
+    pixmap[ymax + 1:] = np.nan
+    pixmap[ymin:ymax + 1, :xmin] = np.nan
+    pixmap[ymin:ymax + 1, xmax + 1:] = np.nan
     xs_all = np.arange(xmin, xmax + 1, dtype=np.float64)
     ys_all = np.arange(ymin, ymax + 1, dtype=np.float64)
 
