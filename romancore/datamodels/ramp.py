@@ -262,18 +262,3 @@ class RampCalibration:
         image.validate()
         return image
 
-
-def _uniform_minus_optimal(resultants, read_pattern, frame_time, slope, quantities) -> np.ndarray:
-    """``dumo``: the uniformly weighted slope of all resultants minus the optimal slope (DN/s)."""
-    q = quantities(read_pattern, frame_time)
-    n, t = q.n_reads, q.t_bar
-    big_n, nt, ntt = n.sum(), (n * t).sum(), (n * t * t).sum()
-    denom = big_n * ntt - nt * nt
-    out = np.zeros(slope.shape, dtype=np.float32)
-    if len(n) < 2 or denom == 0:
-        return out
-    weights = (big_n * n * t - nt * n) / denom
-    for w, plane in zip(weights, resultants, strict=True):
-        out += np.float32(w) * plane
-    out -= slope
-    return out
