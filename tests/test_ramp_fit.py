@@ -261,14 +261,16 @@ def test_bias_pull_and_false_flags(pattern, frame, npix):
     assert out.dq.ravel()[~jumped].max() == 0
 
 
-def completeness_table(pattern, frame, rates, amplitudes, npix, seed, **kw):
+def completeness_table(pattern, frame, rates, amplitudes, npix, seed, *, per_read=False, **kw):
     """Fraction of cosmic rays flagged on the resultant j holding their first affected read,
     per rate (e/s) and amplitude.
 
     The amplitude is the visible step in units of the noise (read + Poisson) of the
-    difference R_{j+1} - R_{j-1} that contains the whole step; a hit inside the last
-    resultant only shows the fraction of its reads that follow the hit, so the injected
-    charge is scaled up by the inverse of that fraction.
+    difference R_{j+1} - R_{j-1} that contains the whole step, or with ``per_read`` in
+    units of the read noise of one read (plus that difference's Poisson noise, which
+    dominates at high rates); a hit inside the last resultant only shows the fraction of
+    its reads that follow the hit, so the injected charge is scaled up by the inverse of
+    that fraction.
     """
     rng = np.random.default_rng(seed)
     q = read_pattern_quantities(pattern, frame)
@@ -284,8 +286,8 @@ def completeness_table(pattern, frame, rates, amplitudes, npix, seed, **kw):
         i, k = j - 1, np.minimum(j + 1, nres - 1)
         visible = np.where(j == nres - 1,
                            (q.n_reads[j] - pos_in_res[cr_read - 1]) / q.n_reads[j], 1.0)
-        sigma = np.sqrt(SIGMA_E**2 * (1 / q.n_reads[i] + 1 / q.n_reads[k])
-                        + rate * (q.tau[i] + q.tau[k] - 2 * q.t_bar[i]))
+        read_var = SIGMA_E**2 if per_read else SIGMA_E**2 * (1 / q.n_reads[i] + 1 / q.n_reads[k])
+        sigma = np.sqrt(read_var + rate * (q.tau[i] + q.tau[k] - 2 * q.t_bar[i]))
         amp = np.repeat(amplitudes, npix) * sigma / visible
         out = fit_sim(simulate(np.full(n, rate), pattern, frame, rng, cr_read=cr_read,
                                cr_amp=amp), pattern, frame, **kw)
@@ -315,6 +317,18 @@ def test_jump_completeness():
         assert table[:2, 0].min() >= 0.75, table
         assert (table[:2, 0] - old[:2, 0]).min() >= 0.04, (table[:, 0], old[:, 0])
         assert (table >= old).all(), (table, old)
+
+
+def test_jump_completeness_in_read_noise_units():
+    # amplitude in units of one read's noise (the issue's "read-noise sigma"), seed 11,
+    # 2000 CRs per cell, measured at 10 sigma: 9 resultants 0.989 / 0.993 / 1.000 at 0.1 / 1 / 100 e/s;
+    # 6 resultants 0.914 / 0.925 / 1.000 (at 0.1-1 e/s the hits inside the mid-ramp
+    # multi-read resultants of the uneven table, see test_jump_completeness)
+    rates = [0.1, 1.0, 100.0]
+    t9 = completeness_table(PATTERN_9, FRAME_9, rates, np.array([10.0]), 2000, 11, per_read=True)
+    t6 = completeness_table(PATTERN_6, FRAME_6, rates, np.array([10.0]), 2000, 11, per_read=True)
+    assert t9.min() >= 0.95, t9
+    assert t6.min() >= 0.90 and t6[2, 0] >= 0.95, t6
 
 
 def test_jump_detection_removes_cosmic_ray_bias():
