@@ -120,17 +120,12 @@ cdef inline double _abs_pow(double x, double P) noexcept nogil:
     return pow(x, P)
 
 
-cdef inline SegFit _fit_segment(const Pattern* p, const double* R, Py_ssize_t s, Py_ssize_t e,
-                                double sig2, double* W) noexcept nogil:
-    """Optimal-weighted fit of resultants s..e (ALGORITHMS.md §1.2)."""
-    cdef SegFit f
+cdef inline double _weights(const Pattern* p, const double* R, Py_ssize_t s, Py_ssize_t e,
+                            double sig2, double* W, double* F0, double* F1) noexcept nogil:
+    """Optimal weights W[s..e] of resultants s..e (ALGORITHMS.md §1.2 steps 1-5); stores
+    F0 = sum W and F1 = sum W tbar and returns D = F2 F0 - F1^2."""
     cdef Py_ssize_t i
-    cdef double smax, snr, P, tmid, tscale, F0, F1, F2, D, K, run
-    if e - s + 1 <= 1:
-        f.slope = NAN
-        f.rvar_unit = NAN
-        f.pvar_unit = NAN
-        return f
+    cdef double smax, snr, P, tmid, tscale, F2
     smax = R[e] - R[s]
     if smax < 0.0:
         smax = 0.0
@@ -140,15 +135,29 @@ cdef inline SegFit _fit_segment(const Pattern* p, const double* R, Py_ssize_t s,
     tscale = 0.5 * (p.tbar[e] - p.tbar[s])
     if tscale == 0.0:
         tscale = 1.0
-    F0 = 0.0
-    F1 = 0.0
+    F0[0] = 0.0
+    F1[0] = 0.0
     F2 = 0.0
     for i in range(s, e + 1):
         W[i] = ((1.0 + P) * p.nread[i] / (1.0 + P * p.nread[i])) * _abs_pow(fabs((p.tbar[i] - tmid) / tscale), P)
-        F0 = F0 + W[i]
-        F1 = F1 + W[i] * p.tbar[i]
+        F0[0] = F0[0] + W[i]
+        F1[0] = F1[0] + W[i] * p.tbar[i]
         F2 = F2 + W[i] * p.tbar[i] * p.tbar[i]
-    D = F2 * F0 - F1 * F1
+    return F2 * F0[0] - F1[0] * F1[0]
+
+
+cdef inline SegFit _fit_segment(const Pattern* p, const double* R, Py_ssize_t s, Py_ssize_t e,
+                                double sig2, double* W) noexcept nogil:
+    """Optimal-weighted fit of resultants s..e (ALGORITHMS.md §1.2)."""
+    cdef SegFit f
+    cdef Py_ssize_t i
+    cdef double F0, F1, D, K, run
+    if e - s + 1 <= 1:
+        f.slope = NAN
+        f.rvar_unit = NAN
+        f.pvar_unit = NAN
+        return f
+    D = _weights(p, R, s, e, sig2, W, &F0, &F1)
     f.slope = 0.0
     f.rvar_unit = 0.0
     f.pvar_unit = 0.0
@@ -170,28 +179,11 @@ cdef inline SegFit _fit_coeffs(const Pattern* p, const double* R, Py_ssize_t s, 
     (slope = sum K_i R_i).  Only slope and rvar_unit are filled in (pvar_unit is left 0)."""
     cdef SegFit f
     cdef Py_ssize_t i
-    cdef double smax, snr, P, tmid, tscale, F0, F1, F2, D
+    cdef double F0, F1, D
     f.slope = 0.0
     f.rvar_unit = 0.0
     f.pvar_unit = 0.0
-    smax = R[e] - R[s]
-    if smax < 0.0:
-        smax = 0.0
-    snr = smax / sqrt(sig2 + smax)
-    P = _power(snr)
-    tmid = 0.5 * (p.tbar[s] + p.tbar[e])
-    tscale = 0.5 * (p.tbar[e] - p.tbar[s])
-    if tscale == 0.0:
-        tscale = 1.0
-    F0 = 0.0
-    F1 = 0.0
-    F2 = 0.0
-    for i in range(s, e + 1):
-        W[i] = ((1.0 + P) * p.nread[i] / (1.0 + P * p.nread[i])) * _abs_pow(fabs((p.tbar[i] - tmid) / tscale), P)
-        F0 = F0 + W[i]
-        F1 = F1 + W[i] * p.tbar[i]
-        F2 = F2 + W[i] * p.tbar[i] * p.tbar[i]
-    D = F2 * F0 - F1 * F1
+    D = _weights(p, R, s, e, sig2, W, &F0, &F1)
     for i in range(s, e + 1):
         K[i] = 0.0 if D == 0.0 else (F0 * p.tbar[i] - F1) * W[i] / D
         f.slope = f.slope + K[i] * R[i]
