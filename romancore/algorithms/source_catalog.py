@@ -447,6 +447,19 @@ def _daofind_shape(data, x, y, fwhm, mask=None):
     return sharp, round1
 
 
+def _aperture_stamp(am, data, mask):
+    """``(slices, weights, float64 data, bad, keep)`` of an aperture mask on the image, or
+    None when it lies off the image; ``bad`` = non-finite or masked, ``keep`` = weighted
+    and not bad."""
+    big, small = am.get_overlap_slices(data.shape)
+    if big is None:
+        return None
+    w = am.data[small]
+    d = data[big].astype(np.float64)
+    bad = ~np.isfinite(d) | mask[big]
+    return big, w, d, bad, (w != 0) & ~bad
+
+
 def _aperture_sums(data, err, mask, aperture):
     """Exact-overlap aperture ``sum``, ``sum_err`` and unmasked area for each position.
 
@@ -460,13 +473,10 @@ def _aperture_sums(data, err, mask, aperture):
     n = len(masks)
     total, total_err, area = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     for k, am in enumerate(masks):
-        big, small = am.get_overlap_slices(data.shape)
-        if big is None:
+        stamp = _aperture_stamp(am, data, mask)
+        if stamp is None:
             continue
-        w = am.data[small]
-        d = data[big].astype(np.float64)
-        bad = ~np.isfinite(d) | mask[big]
-        keep = (w != 0) & ~bad
+        big, w, d, bad, keep = stamp
         if keep.any():
             total[k] = np.sum((d * w)[keep])
             total_err[k] = np.sqrt(np.sum((err[big] ** 2 * w)[keep]))
@@ -493,13 +503,10 @@ def _annulus_clipped_stats(data, mask, aperture, sigma_clip):
     n = len(masks)
     med, std, area = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     for k, am in enumerate(masks):
-        big, small = am.get_overlap_slices(data.shape)
-        if big is None:
+        stamp = _aperture_stamp(am, data, mask)
+        if stamp is None:
             continue
-        w = am.data[small]
-        d = data[big].astype(np.float64)
-        bad = ~np.isfinite(d) | mask[big]
-        keep = (w != 0) & ~bad
+        big, w, d, bad, keep = stamp
         if not keep.any():
             continue
         _, lo, hi = sigma_clip(d[keep], masked=False, return_bounds=True)
