@@ -191,6 +191,33 @@ cdef inline SegFit _fit_coeffs(const Pattern* p, const double* R, Py_ssize_t s, 
     return f
 
 
+cdef inline SegFit _side_fit(const Pattern* p, const double* R, Py_ssize_t s, Py_ssize_t e,
+                             double sig2, double* W, double* K, double tdefault, double* w,
+                             double* sw, double* tmean) noexcept nogil:
+    """One side s..e of a refit candidate: its fit (_fit_coeffs, W and K filled), the inverse
+    read variance w (0 when the side has fewer than two resultants), the weight sum sw and
+    the W-weighted mean time tmean (tdefault when the weights are missing or sum to 0)."""
+    cdef SegFit f
+    cdef Py_ssize_t k
+    cdef double swt = 0.0
+    f.slope = 0.0
+    f.rvar_unit = 0.0
+    f.pvar_unit = 0.0
+    w[0] = 0.0
+    sw[0] = 0.0
+    tmean[0] = tdefault
+    if e - s + 1 >= 2:
+        f = _fit_coeffs(p, R, s, e, sig2, W, K)
+        if f.rvar_unit > 0.0:
+            w[0] = 1.0 / f.rvar_unit
+        for k in range(s, e + 1):
+            sw[0] = sw[0] + W[k]
+            swt = swt + W[k] * p.tbar[k]
+        if sw[0] > 0.0:
+            tmean[0] = swt / sw[0]
+    return f
+
+
 cdef inline double _refit_stat(const Pattern* p, const double* R, Py_ssize_t s, Py_ssize_t e,
                                double sig2, double* W, double* Kb, double* Ka, double* A,
                                double* B, Py_ssize_t* arg) noexcept nogil:
@@ -218,41 +245,15 @@ cdef inline double _refit_stat(const Pattern* p, const double* R, Py_ssize_t s, 
     cdef Py_ssize_t i, k, a0, kind
     cdef SegFit fb, fa
     cdef double wb, wa, wsum, mc, dt, J, run_a, run_b, z, best = NAN, flux, vk
-    cdef double swb, swtb, swa, swta, tB, tA, dtw, va, vb, cab, lam, den, var
+    cdef double swb, swa, tB, tA, dtw, va, vb, cab, lam, den, var
     arg[0] = 0
-    fb.slope = 0.0
-    fa.slope = 0.0
     for i in range(s, e):
-        wb = 0.0
-        swb = 0.0
-        tB = p.tbar[i]
-        if i - s + 1 >= 2:
-            fb = _fit_coeffs(p, R, s, i, sig2, W, Kb)
-            if fb.rvar_unit > 0.0:
-                wb = 1.0 / fb.rvar_unit
-            swtb = 0.0
-            for k in range(s, i + 1):
-                swb = swb + W[k]
-                swtb = swtb + W[k] * p.tbar[k]
-            if swb > 0.0:
-                tB = swtb / swb
+        fb = _side_fit(p, R, s, i, sig2, W, Kb, p.tbar[i], &wb, &swb, &tB)
         for kind in range(2):
             a0 = i + 1 + kind
             if a0 > e:
                 break
-            wa = 0.0
-            swa = 0.0
-            tA = p.tbar[a0]
-            if e - a0 + 1 >= 2:
-                fa = _fit_coeffs(p, R, a0, e, sig2, W, Ka)
-                if fa.rvar_unit > 0.0:
-                    wa = 1.0 / fa.rvar_unit
-                swta = 0.0
-                for k in range(a0, e + 1):
-                    swa = swa + W[k]
-                    swta = swta + W[k] * p.tbar[k]
-                if swa > 0.0:
-                    tA = swta / swa
+            fa = _side_fit(p, R, a0, e, sig2, W, Ka, p.tbar[a0], &wa, &swa, &tA)
             wsum = wb + wa
             if wsum == 0.0:
                 continue
